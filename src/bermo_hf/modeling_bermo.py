@@ -28,6 +28,9 @@ from .configuration_bermo import BermoConfig
 
 # Share of the mix that the last depth starts with under `layer_mix_init="last"`.
 LAST_DEPTH_INITIAL_SHARE = 0.9
+# Functions called as `writer(model, save_directory)` after `save_pretrained` has written a BERMo model. `bermo_hf`
+# registers its model-card writer here; the Hub-shipped file stays free of it.
+MODEL_CARD_WRITERS = []
 # Keyword arguments of `from_pretrained` that say where and how to read a checkpoint's files.
 _HUB_KWARGS = ("cache_dir", "force_download", "local_files_only", "proxies", "revision", "subfolder", "token")
 
@@ -211,11 +214,15 @@ class BermoPreTrainedModel(BertPreTrainedModel):
         _check_mix_depths(cls, pretrained_model_name_or_path, kwargs)
         return super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
 
-    def save_pretrained(self, save_directory, *args, **kwargs):
+    def save_pretrained(self, save_directory, *args, is_main_process: bool = True, **kwargs):
         """Saves like any `PreTrainedModel`, with an `auto_map` that names every BERMo Auto class, so the folder
-        loads with `trust_remote_code=True` through each of them."""
+        loads with `trust_remote_code=True` through each of them; then runs the registered model-card writers."""
         self.config.auto_map = dict(AUTO_MAP)
-        return super().save_pretrained(save_directory, *args, **kwargs)
+        result = super().save_pretrained(save_directory, *args, is_main_process=is_main_process, **kwargs)
+        if is_main_process:
+            for write_model_card in MODEL_CARD_WRITERS:
+                write_model_card(self, save_directory)
+        return result
 
     def layer_weights(self) -> dict:
         """The mix as plain numbers: `{"weights": softmax(w) per depth, "gamma": gamma}` (depth 0 is the embedding
