@@ -228,9 +228,8 @@ class BermoPreTrainedModel(BertPreTrainedModel):
         """The mix as plain numbers: `{"weights": softmax(w) per depth, "gamma": gamma}` (depth 0 is the embedding
         output when `config.include_embeddings`)."""
         mix = self.base_model.layer_mix
-        with torch.no_grad():
-            weights = torch.softmax(mix.weights.float(), dim=0)
-        return {"weights": [float(w) for w in weights], "gamma": float(mix.gamma)}
+        weights = torch.softmax(mix.weights.detach().float(), dim=0)
+        return {"weights": weights.tolist(), "gamma": mix.gamma.detach().float().item()}
 
 
 def _check_mix_depths(model_class, pretrained_model_name_or_path, kwargs) -> None:
