@@ -72,7 +72,9 @@ def test_hidden_states_and_attentions_are_berts(minilm_path, inputs):
         expected = bert(**inputs, output_hidden_states=True, output_attentions=True)
         actual = bermo(**inputs, output_hidden_states=True, output_attentions=True)
     assert len(actual.hidden_states) == 7 and len(actual.attentions) == 6
-    for ours, theirs in zip(actual.hidden_states + actual.attentions, expected.hidden_states + expected.attentions):
+    for ours, theirs in zip(
+        actual.hidden_states + actual.attentions, expected.hidden_states + expected.attentions, strict=True
+    ):
         torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-6)
 
 

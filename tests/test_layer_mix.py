@@ -28,7 +28,7 @@ def test_mix_is_gamma_times_softmax_weighted_sum():
         mix.weights.copy_(torch.tensor([0.3, -1.0, 2.0]))
         mix.gamma.fill_(1.7)
     states = [torch.randn(2, 5, 32) for _ in range(3)]
-    expected = 1.7 * sum(s * h for s, h in zip(torch.softmax(mix.weights, 0), states))
+    expected = 1.7 * sum(s * h for s, h in zip(torch.softmax(mix.weights, 0), states, strict=True))
     torch.testing.assert_close(mix(states), expected)
 
 

@@ -36,7 +36,9 @@ def with_mix(model, weights):
 @pytest.mark.parametrize("model_class", [BermoForSequenceClassification, BermoForTokenClassification])
 def test_eager_and_sdpa_attention_agree(model_class):
     eager = with_mix(tiny_model(model_class, attn_implementation="eager"), [0.2, -0.4, 0.7]).eval()
-    sdpa = model_class.from_pretrained(None, config=eager.config, state_dict=eager.state_dict(), attn_implementation="sdpa")
+    sdpa = model_class.from_pretrained(
+        None, config=eager.config, state_dict=eager.state_dict(), attn_implementation="sdpa"
+    )
     assert sdpa.config._attn_implementation == "sdpa" and eager.config._attn_implementation == "eager"
     with torch.no_grad():
         torch.testing.assert_close(sdpa.eval()(**batch()).logits, eager(**batch()).logits, rtol=1e-5, atol=1e-5)
@@ -61,11 +63,15 @@ def test_bf16_weights_and_autocast_forward_close_to_float32(tmp_path):
 @pytest.mark.parametrize("model_class", [BermoForSequenceClassification, BermoForTokenClassification])
 def test_gradient_checkpointing_gives_the_same_gradients(model_class, use_reentrant):
     def gradients(checkpointing):
-        model = with_mix(tiny_model(model_class, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0), [0.2, -0.4, 0.7])
+        model = with_mix(
+            tiny_model(model_class, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0), [0.2, -0.4, 0.7]
+        )
         model.train()
         if checkpointing:
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": use_reentrant})
-        labels = torch.tensor([0, 1, 1, 0]) if model_class is BermoForSequenceClassification else torch.ones(4, 9).long()
+        labels = (
+            torch.tensor([0, 1, 1, 0]) if model_class is BermoForSequenceClassification else torch.ones(4, 9).long()
+        )
         model(**batch(), labels=labels).loss.backward()
         return {name: parameter.grad for name, parameter in model.named_parameters()}
 
@@ -104,7 +110,7 @@ def test_no_depth_outlives_berts_own_use_of_it_without_gradients(first_token_onl
     expected = depths_alive_when_encoder_returns(bert)
     assert expected.count(False) >= 3  # BERT frees the intermediate layers' outputs
     actual = depths_alive_when_encoder_returns(bermo, mix_first_token_only=first_token_only)
-    assert all(theirs for ours, theirs in zip(actual, expected) if ours), (actual, expected)
+    assert all(theirs for ours, theirs in zip(actual, expected, strict=True) if ours), (actual, expected)
 
 
 def test_first_token_mode_does_not_retain_full_depths_for_backward():

@@ -61,9 +61,8 @@ class BermoConfig(BertConfig):
         _check_bool("include_embeddings", include_embeddings)
         _check_bool("layer_mix_layer_norm", layer_mix_layer_norm)
         if layer_mix_init not in LAYER_MIX_INITS:
-            raise ValueError(
-                f"layer_mix_init={layer_mix_init!r} is not supported: use one of {', '.join(map(repr, LAYER_MIX_INITS))}."
-            )
+            allowed = ", ".join(map(repr, LAYER_MIX_INITS))
+            raise ValueError(f"layer_mix_init={layer_mix_init!r} is not supported: use one of {allowed}.")
         if isinstance(layer_mix_dropout, bool) or not isinstance(layer_mix_dropout, (int, float)):
             raise ValueError(f"layer_mix_dropout={layer_mix_dropout!r} must be a number in [0, 1).")
         if not 0.0 <= layer_mix_dropout < 1.0:

@@ -87,9 +87,7 @@ class BermoLayerMix(nn.Module):
         """Begins a running mix: `add()` each depth in order, then `result()`."""
         return _MixSum(self, attention_mask, first_token_only)
 
-    def forward(
-        self, depth_states: list[torch.Tensor], attention_mask: torch.Tensor | None = None
-    ) -> torch.Tensor:
+    def forward(self, depth_states: list[torch.Tensor], attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Mixes `num_depths` tensors of shape `(batch, seq, hidden)`; `attention_mask` (`(batch, seq)`, 1 for real
         tokens) is used by the layer norm only."""
         mix = self.start(attention_mask)
@@ -106,9 +104,8 @@ class _MixSum:
 
     def __init__(self, mix: BermoLayerMix, attention_mask: torch.Tensor | None, first_token_only: bool):
         if mix.layer_norm and attention_mask is not None and attention_mask.dim() != 2:
-            raise ValueError(
-                f"layer_mix_layer_norm needs a (batch, seq) attention_mask of 0/1, got shape {tuple(attention_mask.shape)}."
-            )
+            shape = tuple(attention_mask.shape)
+            raise ValueError(f"layer_mix_layer_norm needs a (batch, seq) attention_mask of 0/1, got shape {shape}.")
         self.mix = mix
         self.weights = mix.normalized_weights()
         self.attention_mask = attention_mask
@@ -390,8 +387,10 @@ class BermoForSequenceClassification(BermoPreTrainedModel):
                     self.config.problem_type = "single_label_classification"
                 else:
                     self.config.problem_type = "multi_label_classification"
-            if self.config.problem_type == "regression":
-                loss = MSELoss()(logits.squeeze(), labels.squeeze()) if self.num_labels == 1 else MSELoss()(logits, labels)
+            if self.config.problem_type == "regression" and self.num_labels == 1:
+                loss = MSELoss()(logits.squeeze(), labels.squeeze())
+            elif self.config.problem_type == "regression":
+                loss = MSELoss()(logits, labels)
             elif self.config.problem_type == "single_label_classification":
                 loss = CrossEntropyLoss()(logits.view(-1, self.num_labels), labels.view(-1))
             else:
