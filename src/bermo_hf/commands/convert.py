@@ -1,0 +1,79 @@
+"""`bermo convert SRC OUT`: a BERT checkpoint (folder or Hub id) becomes a Hub-ready BERMo folder.
+
+OUT holds the configuration (with `auto_map`), both code files, the safetensors weights (BERT's, a fresh mix and
+head), the tokenizer and the model card: it loads anywhere with `trust_remote_code=True`.
+"""
+
+import argparse
+from pathlib import Path
+
+from ..hub import is_hub_id, set_model_card_info
+from ..modeling_bermo import (
+    BermoForMultipleChoice,
+    BermoForQuestionAnswering,
+    BermoForSequenceClassification,
+    BermoForTokenClassification,
+)
+from ._common import BermoUsageError, load_checkpoint_config, output_dir_written_atomically, reports_usage_errors
+
+TASK_CLASSES = {
+    "sequence-classification": BermoForSequenceClassification,
+    "token-classification": BermoForTokenClassification,
+    "question-answering": BermoForQuestionAnswering,
+    "multiple-choice": BermoForMultipleChoice,
+}
+
+
+def convert_checkpoint(
+    source: str,
+    output_dir: str | Path,
+    task: str = "sequence-classification",
+    num_labels: int | None = None,
+    labels: list[str] | None = None,
+    base_model: str | None = None,
+) -> Path:
+    """Converts the BERT (or BERMo) checkpoint `source` into a BERMo model for `task` saved Hub-ready in
+    `output_dir` (written all-or-nothing). `labels` names the classes (and sets their number); `base_model` is the
+    Hub id the card names as the origin (defaults to `source` when that is a Hub id). Returns `output_dir`."""
+    from transformers import AutoTokenizer
+
+    if task not in TASK_CLASSES:
+        raise BermoUsageError(f"unknown task {task!r}; choose one of: {', '.join(TASK_CLASSES)}.")
+    config = load_checkpoint_config(source)
+    if config.model_type not in ("bert", "bermo"):
+        raise BermoUsageError(f"{source} is a {config.model_type!r} checkpoint; bermo convert takes BERT checkpoints.")
+    head_settings = {}
+    if labels:
+        if num_labels is not None and num_labels != len(labels):
+            raise BermoUsageError(f"--num_labels {num_labels} disagrees with the {len(labels)} names of --labels.")
+        head_settings = {"id2label": dict(enumerate(labels)), "label2id": {label: i for i, label in enumerate(labels)}}
+    elif num_labels is not None:
+        head_settings = {"num_labels": num_labels}
+    # A head of the source for other labels (or another task) is re-initialized.
+    model = TASK_CLASSES[task].from_pretrained(source, ignore_mismatched_sizes=True, **head_settings)
+    tokenizer = AutoTokenizer.from_pretrained(source)
+    set_model_card_info(model, base_model=base_model or (source if is_hub_id(source) else None))
+    with output_dir_written_atomically(output_dir) as partial_dir:
+        model.save_pretrained(partial_dir)
+        tokenizer.save_pretrained(partial_dir)
+    return Path(output_dir)
+
+
+@reports_usage_errors("convert")
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="bermo convert",
+        description="Turn a BERT checkpoint (local folder or Hub id) into a Hub-ready BERMo folder: config with "
+        "auto_map, configuration_bermo.py, modeling_bermo.py, safetensors, tokenizer and model card.",
+    )
+    parser.add_argument("source", metavar="SRC", help="BERT checkpoint: a local folder or a Hub id.")
+    parser.add_argument("output_dir", metavar="OUT", help="folder to write (replaced if it exists).")
+    parser.add_argument("--task", choices=list(TASK_CLASSES), default="sequence-classification")
+    parser.add_argument("--num_labels", type=int, help="number of classes of the head (default: the checkpoint's).")
+    parser.add_argument("--labels", help="comma-separated class names, e.g. neg,pos (sets --num_labels).")
+    args = parser.parse_args(argv)
+
+    labels = [label.strip() for label in args.labels.split(",")] if args.labels else None
+    output_dir = convert_checkpoint(args.source, args.output_dir, args.task, args.num_labels, labels)
+    print(f"BERMo {args.task} model written to {output_dir} (load it with trust_remote_code=True)")
+    return 0

@@ -1,0 +1,59 @@
+"""`bermo inspect CKPT [--plot out.png] [--json]`: which depths a BERMo checkpoint's task head reads."""
+
+import argparse
+import json
+
+from ..hub import LayerWeights, save_layer_weights_chart
+from ._common import BermoUsageError, load_checkpoint_config, reports_usage_errors
+
+BAR_WIDTH = 40
+
+
+def format_layer_weights(layer_weights: LayerWeights) -> str:
+    """A text table: one row per depth with its weight and a bar, then gamma and the expected layer."""
+    width = max(map(len, layer_weights.depth_names))
+    heaviest = max(layer_weights.weights)
+    rows = [
+        f"{name:<{width}}  {weight:.4f}  {'#' * round(BAR_WIDTH * weight / heaviest)}"
+        for name, weight in zip(layer_weights.depth_names, layer_weights.weights, strict=True)
+    ]
+    rows.append(f"gamma = {layer_weights.gamma:.4f}")
+    uniform_center = sum(layer_weights.depth_numbers) / len(layer_weights.depth_numbers)
+    rows.append(
+        f"expected layer sum_j j * s_j = {layer_weights.expected_layer:.2f} (uniform mix: {uniform_center:.2f})"
+    )
+    return "\n".join(rows)
+
+
+def load_layer_weights(checkpoint: str) -> LayerWeights:
+    """The layer weights of a BERMo checkpoint (folder or Hub id), whatever its head."""
+    from transformers import AutoModel
+
+    config = load_checkpoint_config(checkpoint)
+    if config.model_type != "bermo":
+        raise BermoUsageError(
+            f"{checkpoint} is a {config.model_type!r} checkpoint without a layer mix; convert it with `bermo convert` "
+            "or fine-tune it with `bermo train` first."
+        )
+    return LayerWeights.from_model(AutoModel.from_pretrained(checkpoint))
+
+
+@reports_usage_errors("inspect")
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="bermo inspect",
+        description="Show the learned layer weights of a BERMo checkpoint: per-depth softmax weights, gamma, and the "
+        "expected layer sum_j j * s_j.",
+    )
+    parser.add_argument("checkpoint", metavar="CKPT", help="BERMo checkpoint: a local folder or a Hub id.")
+    parser.add_argument("--plot", metavar="PNG", help="also write a bar chart of the weights (needs matplotlib).")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of the table.")
+    args = parser.parse_args(argv)
+
+    layer_weights = load_layer_weights(args.checkpoint)
+    if args.plot and not save_layer_weights_chart(layer_weights, args.plot, title=f"{args.checkpoint}: layer weights"):
+        raise BermoUsageError("--plot needs matplotlib: pip install 'bermo-hf[plot]'.")
+    print(json.dumps(layer_weights.to_dict(), indent=2) if args.json else format_layer_weights(layer_weights))
+    if args.plot and not args.json:
+        print(f"chart written to {args.plot}")
+    return 0

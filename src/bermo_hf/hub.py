@@ -1,0 +1,233 @@
+"""What a BERMo folder tells people: the model card (README.md) with the learned layer weights, and their chart.
+
+`write_model_card` is registered in `modeling_bermo.MODEL_CARD_WRITERS`, so every `save_pretrained` of a BERMo model
+(and everything built on it: `push_to_hub`, the `Trainer`'s saves) writes the card and `layer_weights.png` beside the
+weights. What the model itself does not know (the checkpoint it started from, its data, its scores) is attached with
+`set_model_card_info`.
+"""
+
+import dataclasses
+import os
+import re
+from pathlib import Path
+
+import torch
+from huggingface_hub import ModelCard, ModelCardData
+from torch import nn
+
+CHART_FILENAME = "layer_weights.png"
+PAPER_URL = "https://arxiv.org/abs/2110.15802"
+# The Hub task of each BERMo class, and the Auto class that loads it.
+TASKS = {
+    "BermoForSequenceClassification": ("text-classification", "AutoModelForSequenceClassification"),
+    "BermoForTokenClassification": ("token-classification", "AutoModelForTokenClassification"),
+    "BermoForQuestionAnswering": ("question-answering", "AutoModelForQuestionAnswering"),
+    "BermoForMultipleChoice": ("multiple-choice", "AutoModelForMultipleChoice"),
+    "BermoModel": ("feature-extraction", "AutoModel"),
+}
+_HUB_ID = re.compile(r"^[\w.-]+(/[\w.-]+)?$")
+_CARD_INFO_ATTRIBUTE = "bermo_model_card_info"
+
+
+def find_layer_mix(model: nn.Module) -> nn.Module | None:
+    """The layer mix a forward pass of `model` uses, or None for a model without one (plain BERT).
+
+    Works on wrapped models too (DDP, PEFT): under PEFT's `modules_to_save` the trained copy is returned, not the
+    frozen original. Matched by class name, so a class loaded with `trust_remote_code=True` is found as well."""
+    for name, module in model.named_modules():
+        if type(module).__name__ == "BermoLayerMix" and "original_module" not in name.split("."):
+            return module
+    return None
+
+
+@dataclasses.dataclass
+class LayerWeights:
+    """A BERMo mix as numbers: `weights[j]` is softmax(w)_j for depth `depth_numbers[j]` (0 = the embedding output,
+    j = encoder layer j), `gamma` the scale."""
+
+    weights: list[float]
+    gamma: float
+    include_embeddings: bool = True
+
+    @classmethod
+    def from_model(cls, model: nn.Module) -> "LayerWeights | None":
+        """The current weights of `model`'s mix (None when it has none)."""
+        mix = find_layer_mix(model)
+        if mix is None:
+            return None
+        with torch.no_grad():
+            weights = torch.softmax(mix.weights.detach().float().cpu(), dim=0)
+        include_embeddings = getattr(model.config, "include_embeddings", True)
+        return cls([float(w) for w in weights], float(mix.gamma.detach()), include_embeddings)
+
+    @property
+    def depth_numbers(self) -> list[int]:
+        first = 0 if self.include_embeddings else 1
+        return list(range(first, first + len(self.weights)))
+
+    @property
+    def depth_names(self) -> list[str]:
+        return ["embeddings" if number == 0 else f"layer {number}" for number in self.depth_numbers]
+
+    @property
+    def expected_layer(self) -> float:
+        """The mix's center of gravity, sum_j j * s_j (Tenney et al., 2019): which depth the task reads on average."""
+        return sum(number * weight for number, weight in zip(self.depth_numbers, self.weights, strict=True))
+
+    def to_dict(self) -> dict:
+        return {
+            "depths": self.depth_names,
+            "weights": self.weights,
+            "gamma": self.gamma,
+            "expected_layer": self.expected_layer,
+        }
+
+    def markdown_table(self) -> str:
+        rows = ["| depth | weight |", "|---|---:|"]
+        rows += [f"| {name} | {weight:.4f} |" for name, weight in zip(self.depth_names, self.weights, strict=True)]
+        return "\n".join(rows)
+
+
+def save_layer_weights_chart(layer_weights: LayerWeights, path: str | Path, title: str | None = None) -> bool:
+    """Draws the per-depth weights as a bar chart PNG at `path`. Returns False (writing nothing) when matplotlib, an
+    optional extra (`pip install bermo-hf[plot]`), is not installed."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        from matplotlib import pyplot
+    except ImportError:
+        return False
+    figure, axes = pyplot.subplots(figsize=(max(4.0, 0.6 * len(layer_weights.weights) + 1.5), 3.2))
+    try:
+        axes.bar(layer_weights.depth_names, layer_weights.weights, color="tab:blue")
+        axes.axhline(1 / len(layer_weights.weights), color="gray", linestyle="--", linewidth=1, label="uniform")
+        axes.set_ylabel("softmax weight")
+        summary = f"gamma={layer_weights.gamma:.3f}, expected layer={layer_weights.expected_layer:.2f}"
+        axes.set_title(title or f"BERMo layer weights ({summary})", fontsize=9)
+        axes.tick_params(axis="x", labelrotation=45, labelsize=8)
+        axes.legend(fontsize=8)
+        figure.tight_layout()
+        figure.savefig(path, dpi=100)
+    finally:
+        pyplot.close(figure)
+    return True
+
+
+@dataclasses.dataclass
+class ModelCardInfo:
+    """What the model card says beyond the model itself; every field is optional.
+
+    Attributes:
+        base_model: Hub id of the checkpoint this model was converted or fine-tuned from (only Hub ids are written).
+        repo_id: Hub id the model is published under (used in the usage snippet).
+        datasets: Hub ids of the training datasets.
+        training_data: free-text description of the training data (e.g. local file names).
+        metrics: evaluation scores, name -> value.
+    """
+
+    base_model: str | None = None
+    repo_id: str | None = None
+    datasets: list[str] = dataclasses.field(default_factory=list)
+    training_data: str | None = None
+    metrics: dict[str, float] = dataclasses.field(default_factory=dict)
+
+
+def set_model_card_info(model: nn.Module, **fields) -> ModelCardInfo:
+    """Updates the card information attached to `model` (fields of `ModelCardInfo`) and returns it."""
+    info = dataclasses.replace(model_card_info(model), **fields)
+    setattr(model, _CARD_INFO_ATTRIBUTE, info)
+    return info
+
+
+def model_card_info(model: nn.Module) -> ModelCardInfo:
+    """The card information attached to `model`; by default what the card of the folder it was loaded from said."""
+    info = getattr(model, _CARD_INFO_ATTRIBUTE, None)
+    return info if info is not None else _card_info_of_folder(getattr(model.config, "name_or_path", ""))
+
+
+def is_hub_id(name: str | None) -> bool:
+    """Whether `name` reads as a Hub repository id rather than a local path."""
+    return bool(name) and not os.path.exists(name) and bool(_HUB_ID.match(name))
+
+
+def _card_info_of_folder(folder: str) -> ModelCardInfo:
+    card_path = Path(folder or "") / "README.md"
+    if not card_path.is_file():
+        return ModelCardInfo()
+    try:
+        data = ModelCard.load(card_path).data
+    except Exception:  # a README without valid metadata says nothing we can reuse
+        return ModelCardInfo()
+    if "bermo" not in (data.tags or []):
+        return ModelCardInfo()
+    datasets = data.datasets if isinstance(data.datasets, list) else [data.datasets] if data.datasets else []
+    return ModelCardInfo(base_model=data.base_model, datasets=datasets)
+
+
+def build_model_card(
+    model: nn.Module, info: ModelCardInfo | None = None, chart_filename: str | None = None
+) -> ModelCard:
+    """The model card of a BERMo model: YAML metadata, a usage snippet, the layer-weight table, the results."""
+    info = info or model_card_info(model)
+    class_name = type(model).__name__
+    pipeline_tag, auto_class = TASKS.get(class_name, ("feature-extraction", "AutoModel"))
+    base_model = info.base_model if is_hub_id(info.base_model) else None
+    card_data = ModelCardData(
+        library_name="transformers",
+        pipeline_tag=pipeline_tag,
+        tags=["bermo", "custom_code"],
+        base_model=base_model,
+        datasets=info.datasets or None,
+        metrics=sorted(name for name in info.metrics if name != "loss") or None,
+    )
+    layer_weights = LayerWeights.from_model(model)
+    repo = info.repo_id or "path/to/this/folder"
+    sections = [
+        f"# {info.repo_id.split('/')[-1] if info.repo_id else 'BERMo model'}",
+        f"A [BERMo]({PAPER_URL}) model: BERT whose task head reads a learned scalar mix of every depth, "
+        "`gamma * sum_j softmax(w)_j * h_j` (depth 0 is the embedding output), instead of the last layer only."
+        + (f" Built from [{base_model}](https://huggingface.co/{base_model})." if base_model else ""),
+        "## Usage\n\nThe model code ships with the weights, so loading needs `trust_remote_code=True` (and no other "
+        "package than `transformers`):\n\n" + _usage_snippet(repo, pipeline_tag, auto_class),
+    ]
+    if layer_weights is not None:
+        sections.append(
+            "## Learned layer weights\n\n"
+            + layer_weights.markdown_table()
+            + f"\n\ngamma = {layer_weights.gamma:.4f}; expected layer sum_j j * s_j = "
+            + f"{layer_weights.expected_layer:.2f} (the mix's center of gravity, Tenney et al. 2019)."
+            + (f"\n\n![Layer weights]({chart_filename})" if chart_filename else "")
+        )
+    if info.metrics:
+        rows = "\n".join(f"| {name} | {value:.4f} |" for name, value in sorted(info.metrics.items()))
+        sections.append(f"## Evaluation\n\n| metric | value |\n|---|---:|\n{rows}")
+    if info.training_data or info.datasets:
+        sections.append(f"## Training data\n\n{info.training_data or ', '.join(info.datasets)}")
+    return ModelCard(f"---\n{card_data.to_yaml()}\n---\n\n" + "\n\n".join(sections) + "\n")
+
+
+def _usage_snippet(repo: str, pipeline_tag: str, auto_class: str) -> str:
+    if pipeline_tag == "text-classification":
+        return (
+            "```python\nfrom transformers import pipeline\n\n"
+            f'classifier = pipeline("text-classification", model="{repo}", trust_remote_code=True)\n'
+            'print(classifier("A moving, beautifully acted film."))\n```'
+        )
+    return (
+        f"```python\nfrom transformers import AutoTokenizer, {auto_class}\n\n"
+        f'tokenizer = AutoTokenizer.from_pretrained("{repo}", trust_remote_code=True)\n'
+        f'model = {auto_class}.from_pretrained("{repo}", trust_remote_code=True)\n```'
+    )
+
+
+def write_model_card(model: nn.Module, save_directory: str | os.PathLike) -> None:
+    """Writes `README.md` (the model card) and, when matplotlib is installed, `layer_weights.png` into
+    `save_directory`. Registered in `modeling_bermo.MODEL_CARD_WRITERS`, it runs after every BERMo `save_pretrained`."""
+    save_directory = Path(save_directory)
+    layer_weights = LayerWeights.from_model(model)
+    chart_written = layer_weights is not None and save_layer_weights_chart(
+        layer_weights, save_directory / CHART_FILENAME
+    )
+    card = build_model_card(model, chart_filename=CHART_FILENAME if chart_written else None)
+    card.save(save_directory / "README.md")
