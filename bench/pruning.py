@@ -1,0 +1,367 @@
+"""Pruning BERT and BERMo on GLUE SST-2: accuracy and stability under magnitude and soft-movement pruning.
+
+Every run fine-tunes from the same pretrained checkpoint with `bermo prune`'s trainer (`PruningBermoTrainer`: the
+standard `Trainer`, the layer mix in its own optimizer group, the pruning masks on the encoder's linear weights).
+BERT and BERMo start from identical weights (BERT's fresh classifier and pooler are copied into BERMo, so only the
+layer mix differs) and, per seed, see the same data order and dropout stream.
+
+- Magnitude pruning (Zhu & Gupta's cubic schedule, per-matrix) to each `--sparsities` value, for every seed: dev
+  accuracy mean +- std and the number of diverged runs (dev accuracy at or below the majority-class rate of the
+  evaluated dev sentences + 2 points).
+- Soft-movement pruning at each `--penalties` lambda (first seed): dev accuracy against the share of encoder weights
+  that remain.
+
+Writes `bench/results/NAME.json` (every run, the summary, the machine and versions), `bench/results/NAME.md` (the
+tables) and `bench/figures/NAME.png`.
+
+    python bench/pruning.py --quick   # 2 seeds, 60 steps of 16 per run, 200 dev sentences
+    python bench/pruning.py           # 3 seeds, 600 steps per run, the full dev set
+"""
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import bench_common
+
+MODELS = ("bert", "bermo")
+LABELS = {"bert": "BERT", "bermo": "BERMo"}
+DEFAULT_DATA_DIR = bench_common.REPO_ROOT.parent / "shared" / "data" / "sst2"
+DIVERGENCE_MARGIN = 0.02
+
+# Every setting that `--quick` changes, and its value in a full run.
+FULL = {
+    "seeds": [0, 1, 2],
+    "max_steps": 600,
+    "batch_size": 32,
+    "learning_rate": 1e-4,
+    "train_subset": None,
+    "dev_subset": None,
+    "penalties": [10.0, 100.0, 1000.0],
+    "scores_learning_rate": 0.1,
+    "name": "pruning_sst2",
+}
+QUICK = {
+    "seeds": [0, 1],
+    "max_steps": 60,
+    "batch_size": 16,
+    "learning_rate": 2e-4,
+    "train_subset": 2000,
+    "dev_subset": 200,
+    "penalties": [100.0, 1000.0],
+    "scores_learning_rate": 0.5,
+    "name": "pruning_sst2_quick",
+}
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--model", default=bench_common.MINILM, help="BERT folder to start from (default: MiniLM-L6)")
+    parser.add_argument("--data_dir", default=str(DEFAULT_DATA_DIR), help="folder with SST-2 train.tsv and dev.tsv")
+    parser.add_argument("--quick", action="store_true", help="2 seeds, few steps, a dev subset: a smoke-size run")
+    parser.add_argument("--seeds", type=int, nargs="+", help=f"seeds (default {FULL['seeds']})")
+    parser.add_argument("--sparsities", type=float, nargs="+", default=[0.8, 0.9, 0.95], help="magnitude targets")
+    parser.add_argument(
+        "--penalties", type=float, nargs="*", help=f"soft-movement lambdas, none to skip (default {FULL['penalties']})"
+    )
+    parser.add_argument("--max_steps", type=int, help=f"optimizer steps per run (default {FULL['max_steps']})")
+    parser.add_argument("--train_subset", type=int, help="train on the first N sentences (default: all)")
+    parser.add_argument("--dev_subset", type=int, help="evaluate on the first N dev sentences (default: all 872)")
+    parser.add_argument("--batch_size", type=int, help=f"train batch size (default {FULL['batch_size']})")
+    parser.add_argument("--learning_rate", type=float, help=f"model learning rate (default {FULL['learning_rate']})")
+    parser.add_argument("--scores_learning_rate", type=float, help="soft-movement scores' learning rate")
+    parser.add_argument("--score_threshold", type=float, default=0.1, help="soft-movement's final sigmoid threshold")
+    parser.add_argument("--max_length", type=int, default=64, help="truncate sentences to this many tokens")
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's own choice)")
+    parser.add_argument("--name", help="base name of the output files")
+    parser.add_argument("--results_dir", default=str(bench_common.RESULTS_DIR))
+    parser.add_argument("--figures_dir", default=str(bench_common.FIGURES_DIR))
+    args = parser.parse_args(argv)
+    for key, value in (QUICK if args.quick else FULL).items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    if args.max_steps < 10:
+        parser.error("--max_steps must be at least 10 (the schedule needs warm-up and cool-down steps)")
+    return args
+
+
+def schedule(max_steps: int) -> dict:
+    """Pruning schedule of a run: the first 20% of the steps dense, a cubic ramp, the last 30% at the final
+    sparsity."""
+    return {
+        "warmup_steps_pruning": max_steps // 5,
+        "cooldown_steps_pruning": max_steps * 3 // 10,
+        "pruning_frequency": max(1, max_steps // 50),
+    }
+
+
+def load_data(args):
+    """Tokenized SST-2 (`train`, `validation`), its `LabelSpace` and the tokenizer, read by `bermo train`'s code."""
+    from transformers import AutoTokenizer
+
+    from bermo_hf.training import DataArguments, LabelSpace, load_raw_datasets, tokenize_datasets
+
+    data_dir = Path(args.data_dir)
+    data_args = DataArguments(
+        train_file=str(data_dir / "train.tsv"),
+        validation_file=str(data_dir / "dev.tsv"),
+        max_seq_length=args.max_length,
+        max_train_samples=args.train_subset,
+        max_eval_samples=args.dev_subset,
+    )
+    raw = load_raw_datasets(data_args)
+    label_space = LabelSpace.from_datasets(raw, data_args.label_column)
+    tokenizer = AutoTokenizer.from_pretrained(bench_common.resolve_checkpoint(args.model))
+    return tokenize_datasets(raw, tokenizer, data_args, label_space), label_space, tokenizer
+
+
+def majority_rate(dataset) -> float:
+    labels = list(dataset["labels"])
+    return max(labels.count(label) for label in set(labels)) / len(labels)
+
+
+def run_one(model_kind: str, seed: int, pruning: dict, args, data, tokenizer, label_space) -> dict:
+    """Fine-tunes one model while pruning it; returns its dev accuracy and sparsity."""
+    from transformers import DataCollatorWithPadding, TrainingArguments, set_seed
+
+    from bermo_hf.commands.prune import PruningBermoTrainer
+    from bermo_hf.pruning import PruningArguments, sparsity_report
+    from bermo_hf.training import build_compute_metrics
+
+    set_seed(seed)
+    bert, bermo = bench_common.build_pair(args.model, num_labels=label_space.num_labels, seed=seed)
+    model = bert if model_kind == "bert" else bermo
+    pruning_args = PruningArguments(**pruning, **schedule(args.max_steps))
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as output_dir:
+        training_args = TrainingArguments(
+            output_dir=output_dir,
+            max_steps=args.max_steps,
+            per_device_train_batch_size=args.batch_size,
+            per_device_eval_batch_size=64,
+            learning_rate=args.learning_rate,
+            warmup_steps=max(1, args.max_steps // 10),
+            weight_decay=0.01,
+            seed=seed,
+            train_sampling_strategy="group_by_length",
+            eval_strategy="no",
+            save_strategy="no",
+            logging_strategy="no",
+            report_to=[],
+            disable_tqdm=True,
+            use_cpu=True,
+        )
+        trainer = PruningBermoTrainer(
+            model=model,
+            args=training_args,
+            train_dataset=data["train"],
+            eval_dataset=data["validation"],
+            processing_class=tokenizer,
+            data_collator=DataCollatorWithPadding(tokenizer),
+            compute_metrics=build_compute_metrics(label_space),
+            pruning_args=pruning_args,
+        )
+        trainer.train()
+        metrics = trainer.evaluate()
+    report = sparsity_report(model)
+    return {
+        "model": model_kind,
+        "seed": seed,
+        "pruning": {**pruning, **schedule(args.max_steps)},
+        "dev_accuracy": metrics["eval_accuracy"],
+        "encoder_sparsity": report["encoder"]["sparsity"],
+        "encoder_remaining": report["encoder"]["total"] - report["encoder"]["zeros"],
+        "encoder_total": report["encoder"]["total"],
+        "parameters_remaining": report["parameters"]["remaining"],
+        "wall_seconds": round(time.perf_counter() - started, 1),
+    }
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def summarize(runs: list[dict], diverged_at: float) -> dict:
+    """Per model and target sparsity (magnitude) and per model and lambda (soft-movement)."""
+    magnitude, soft = [], []
+    for model in MODELS:
+        targets = sorted({r["pruning"]["final_sparsity"] for r in runs if r["pruning"]["method"] == "magnitude"})
+        for target in targets:
+            group = [r for r in runs if r["model"] == model and r["pruning"].get("final_sparsity") == target]
+            accuracies = [r["dev_accuracy"] for r in group]
+            mean, std = _mean_std(accuracies)
+            magnitude.append(
+                {
+                    "model": model,
+                    "sparsity": target,
+                    "measured_sparsity": statistics.mean(r["encoder_sparsity"] for r in group),
+                    "accuracy_mean": mean,
+                    "accuracy_std": std,
+                    "runs": len(group),
+                    "diverged": sum(acc <= diverged_at for acc in accuracies),
+                }
+            )
+        for r in runs:
+            if r["model"] == model and r["pruning"]["method"] == "soft-movement":
+                soft.append(
+                    {
+                        "model": model,
+                        "penalty": r["pruning"]["penalty"],
+                        "seed": r["seed"],
+                        "remaining_share": 1.0 - r["encoder_sparsity"],
+                        "accuracy": r["dev_accuracy"],
+                        "diverged": r["dev_accuracy"] <= diverged_at,
+                    }
+                )
+    return {"magnitude": magnitude, "soft_movement": soft}
+
+
+def summary_markdown(summary: dict, majority: float, diverged_at: float, seeds: list[int]) -> str:
+    lines = [
+        f"Magnitude pruning, {len(seeds)} seeds ({', '.join(map(str, seeds))}); diverged: dev accuracy <= "
+        f"{100 * diverged_at:.1f}% (majority class {100 * majority:.1f}% + 2 points).",
+        "",
+        "| model | target sparsity | measured encoder sparsity | dev accuracy (mean +- std) | diverged |",
+        "|---|---|---|---|---|",
+    ]
+    for row in summary["magnitude"]:
+        lines.append(
+            f"| {LABELS[row['model']]} | {100 * row['sparsity']:.0f}% | {100 * row['measured_sparsity']:.2f}% | "
+            f"{100 * row['accuracy_mean']:.2f} +- {100 * row['accuracy_std']:.2f} | "
+            f"{row['diverged']} of {row['runs']} |"
+        )
+    if summary["soft_movement"]:
+        lines += [
+            "",
+            "Soft-movement pruning (seed " + str(seeds[0]) + "):",
+            "",
+            "| model | penalty lambda | remaining encoder weights | dev accuracy |",
+            "|---|---|---|---|",
+        ]
+        for row in summary["soft_movement"]:
+            lines.append(
+                f"| {LABELS[row['model']]} | {row['penalty']:g} | {100 * row['remaining_share']:.2f}% | "
+                f"{100 * row['accuracy']:.2f}{' (diverged)' if row['diverged'] else ''} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def plot(summary: dict, diverged_at: float, path: Path, title: str) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for model, marker in zip(MODELS, ("o", "s"), strict=True):
+        rows = [row for row in summary["magnitude"] if row["model"] == model]
+        left.errorbar(
+            [100 * r["sparsity"] for r in rows],
+            [100 * r["accuracy_mean"] for r in rows],
+            yerr=[100 * r["accuracy_std"] for r in rows],
+            marker=marker,
+            capsize=4,
+            label=LABELS[model],
+        )
+        rows = [row for row in summary["soft_movement"] if row["model"] == model]
+        right.plot(
+            [100 * r["remaining_share"] for r in rows], [100 * r["accuracy"] for r in rows], marker, label=LABELS[model]
+        )
+        for r in rows:
+            right.annotate(f"λ={r['penalty']:g}", (100 * r["remaining_share"], 100 * r["accuracy"]), fontsize=7)
+    for axis in (left, right):
+        axis.axhline(100 * diverged_at, color="grey", linestyle="--", linewidth=1, label="divergence line")
+        axis.set_ylabel("SST-2 dev accuracy (%)")
+        axis.legend()
+        axis.grid(alpha=0.3)
+    left.set_xlabel("encoder sparsity (%)")
+    left.set_title("magnitude pruning: mean +- std over seeds")
+    right.set_xlabel("remaining encoder weights (%)")
+    right.set_title("soft-movement pruning")
+    figure.suptitle(title)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    bench_common.quiet_transformers()
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    data, label_space, tokenizer = load_data(args)
+    majority = majority_rate(data["validation"])
+    diverged_at = majority + DIVERGENCE_MARGIN
+    plans = [
+        (model, seed, {"method": "magnitude", "final_sparsity": sparsity})
+        for sparsity in args.sparsities
+        for seed in args.seeds
+        for model in MODELS
+    ]
+    plans += [
+        (
+            model,
+            args.seeds[0],
+            {
+                "method": "soft-movement",
+                "penalty": penalty,
+                "score_threshold": args.score_threshold,
+                "scores_learning_rate": args.scores_learning_rate,
+            },
+        )
+        for penalty in args.penalties
+        for model in MODELS
+    ]
+    runs = []
+    started = time.perf_counter()
+    for index, (model, seed, pruning) in enumerate(plans, 1):
+        run = run_one(model, seed, pruning, args, data, tokenizer, label_space)
+        runs.append(run)
+        setting = pruning.get("final_sparsity", pruning.get("penalty"))
+        print(
+            f"[{index}/{len(plans)}] {model} {pruning['method']} {setting} seed {seed}: "
+            f"dev acc {100 * run['dev_accuracy']:.2f}, sparsity {100 * run['encoder_sparsity']:.2f}%, "
+            f"{run['wall_seconds']:.0f} s",
+            flush=True,
+        )
+    wall = time.perf_counter() - started
+
+    summary = summarize(runs, diverged_at)
+    table = summary_markdown(summary, majority, diverged_at, args.seeds)
+    command = bench_common.command_line(argv, "pruning.py")
+    settings = {key: value for key, value in vars(args).items() if key not in ("results_dir", "figures_dir")}
+    payload = {
+        "command": command,
+        "settings": settings,
+        "schedule": schedule(args.max_steps),
+        "dev_sentences": len(data["validation"]),
+        "train_sentences": len(data["train"]),
+        "majority_rate": majority,
+        "diverged_at_or_below": diverged_at,
+        "total_wall_seconds": round(wall, 1),
+        "machine": bench_common.machine_info(),
+        "runs": runs,
+        "summary": summary,
+    }
+    results_dir, figures_dir = Path(args.results_dir), Path(args.figures_dir)
+    json_path = bench_common.write_json(results_dir / f"{args.name}.json", payload)
+    md_path = results_dir / f"{args.name}.md"
+    md_path.write_text(f"`{command}` ({wall / 60:.1f} min in all)\n\n{table}")
+    title = f"SST-2, MiniLM-L6, {args.max_steps} steps per run, {len(data['validation'])} dev sentences"
+    figure_path = plot(summary, diverged_at, figures_dir / f"{args.name}.png", title)
+    print(table)
+    print(f"total {wall / 60:.1f} min; wrote {json_path}, {md_path}, {figure_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

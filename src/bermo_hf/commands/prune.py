@@ -1,0 +1,147 @@
+"""`bermo prune`: fine-tune BERMo (or, with `--baseline`, plain BERT) while pruning it, and report its sparsity.
+
+Takes every flag of `bermo train` (data, model and `TrainingArguments`) plus the pruning flags: `--method` (magnitude,
+movement or soft-movement), `--initial_sparsity`, `--final_sparsity`, `--warmup_steps_pruning`,
+`--cooldown_steps_pruning`, `--pruning_frequency`, `--global_pruning`, `--penalty`, `--score_threshold`,
+`--scores_learning_rate` and `--prune_embeddings/--prune_pooler/--prune_classifier`. The encoder's linear weights are
+pruned, with the masks applied at the end: OUTPUT_DIR receives an ordinary Hub-ready checkpoint whose weights are zero
+where pruned, `metrics.json` and `pruning_report.json`, and is written all-or-nothing. Unlike `bermo train`, no
+checkpoint is saved during training by default (`--save_strategy` to change that) and the final model is kept, never
+the best one: an earlier checkpoint would be less sparse.
+"""
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+from ..pruning import PruningArgumentError, PruningArguments, PruningTrainer, format_sparsity_report, sparsity_report
+from ..training import BermoTrainer, DataArguments, ModelArguments, build_trainer, train_and_evaluate
+from ._common import BermoUsageError, output_dir_written_atomically, reports_usage_errors
+
+REPORT_FILENAME = "pruning_report.json"
+
+
+class PruningBermoTrainer(PruningTrainer, BermoTrainer):
+    """`bermo train`'s `BermoTrainer` (layer mix in its own optimizer group, BERMo model card) that also prunes."""
+
+
+def parse_arguments(argv: list[str]):
+    """`(ModelArguments, DataArguments, PruningArguments, TrainingArguments)` from the command line."""
+    from transformers import HfArgumentParser, TrainingArguments
+
+    parser = HfArgumentParser((ModelArguments, DataArguments, PruningArguments, TrainingArguments), prog="bermo prune")
+    parser.description = __doc__.split("\n\n", 1)[1].replace("\n", " ")
+    parser.set_defaults(eval_strategy="no", save_strategy="no", load_best_model_at_end=False)
+    try:
+        model_args, data_args, pruning_args, training_args = parser.parse_args_into_dataclasses(argv)
+    except ValueError as error:  # a pruning flag, or TrainingArguments' own consistency checks
+        raise BermoUsageError(" ".join(str(error).split())) from None
+    if training_args.max_steps > 0:  # otherwise known once the data is read: the callback checks it then
+        try:
+            pruning_args.check_schedule(training_args.max_steps)
+        except PruningArgumentError as error:
+            raise BermoUsageError(str(error)) from None
+    if training_args.resume_from_checkpoint is not None:
+        raise BermoUsageError(
+            f"--resume_from_checkpoint {training_args.resume_from_checkpoint}: bermo prune does not resume; start the "
+            "pruning run again."
+        )
+    if training_args.load_best_model_at_end:
+        raise BermoUsageError(
+            "--load_best_model_at_end is not allowed with bermo prune: the best checkpoint would be less sparse than "
+            "the final model, which is always kept."
+        )
+    return model_args, data_args, pruning_args, training_args
+
+
+def build_pruning_trainer(
+    model_args: ModelArguments,
+    data_args: DataArguments,
+    pruning_args: PruningArguments,
+    training_args,
+) -> PruningBermoTrainer:
+    """Everything `bermo prune` does before training: `bermo train`'s data, model, metrics and callbacks (see
+    `training.build_trainer`), in a `PruningBermoTrainer` that attaches the pruning masks to the model.
+
+    `trainer.label_space` holds the `LabelSpace`, `trainer.pruner` the `Pruner`."""
+    # build_trainer makes a BermoTrainer; the same pieces are handed to a pruning one.
+    base = build_trainer(model_args, data_args, training_args)
+    own_callbacks = [callback for callback in base.callback_handler.callbacks if _is_bermo_callback(callback)]
+    trainer = PruningBermoTrainer(
+        model=base.model,
+        args=training_args,
+        train_dataset=base.train_dataset,
+        eval_dataset=base.eval_dataset,
+        processing_class=base.processing_class,
+        data_collator=base.data_collator,
+        compute_metrics=base.compute_metrics,
+        callbacks=own_callbacks,
+        mix_learning_rate=model_args.mix_learning_rate,
+        pruning_args=pruning_args,
+    )
+    trainer.label_space = base.label_space
+    return trainer
+
+
+def _is_bermo_callback(callback) -> bool:
+    return type(callback).__module__.startswith("bermo_hf.")
+
+
+def prune_and_evaluate(trainer: PruningBermoTrainer) -> dict:
+    """Trains while pruning, evaluates the pruned model, saves it with `metrics.json` (see
+    `training.train_and_evaluate`) and writes `pruning_report.json` into `trainer.args.output_dir`.
+
+    Returns the report: the settings, `sparsity_report` of the saved model and the dev metrics."""
+    try:
+        metrics = train_and_evaluate(trainer)
+    except PruningArgumentError as error:  # the schedule does not fit the number of optimizer steps
+        raise BermoUsageError(str(error)) from None
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    report = {
+        "method": trainer.pruner.args.method,
+        "settings": {key: value for key, value in vars(trainer.pruner.args).items()},
+        "max_steps": trainer.state.max_steps,
+        "model_type": metrics.get("model_type"),
+        "sparsity": sparsity_report(model),
+        "eval_metrics": {
+            key: value
+            for key, value in metrics.items()
+            if key.startswith("eval_") and not key.endswith(("_runtime", "_per_second"))
+        },
+    }
+    if trainer.is_world_process_zero():
+        Path(trainer.args.output_dir, REPORT_FILENAME).write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+@reports_usage_errors("prune")
+def main(argv: list[str]) -> int:
+    model_args, data_args, pruning_args, training_args = parse_arguments(argv)
+    logging.basicConfig(format="%(asctime)s %(name)s: %(message)s", stream=sys.stdout)
+    logging.getLogger("bermo_hf").setLevel(logging.INFO if training_args.should_log else logging.WARNING)
+
+    output_dir = Path(training_args.output_dir)
+    if training_args.push_to_hub and training_args.hub_model_id is None:
+        training_args.hub_model_id = output_dir.absolute().name
+    with output_dir_written_atomically(output_dir) as partial_dir:
+        training_args.output_dir = str(partial_dir)
+        trainer = build_pruning_trainer(model_args, data_args, pruning_args, training_args)
+        report = prune_and_evaluate(trainer)
+    training_args.output_dir = str(output_dir)
+    if training_args.push_to_hub:
+        trainer.push_to_hub(commit_message="End of pruning")
+
+    if trainer.is_world_process_zero():
+        print(format_sparsity_report(report["sparsity"]))
+        if pruning_args.method == "soft-movement":
+            print(
+                f"final sparsity reached with --penalty {pruning_args.penalty}: "
+                f"{100 * report['sparsity']['encoder']['sparsity']:.2f}% of the encoder's weights"
+            )
+        for key, value in report["eval_metrics"].items():
+            if isinstance(value, float):
+                print(f"{key}: {value:.4f}")
+        kind = "BERT baseline" if model_args.baseline else "BERMo"
+        print(f"pruned {kind} model, metrics.json and {REPORT_FILENAME} written to {output_dir}")
+    return 0
