@@ -1,0 +1,321 @@
+"""SentEval probing: reading the files, the grouped report, and `bermo probe` end to end in both modes.
+
+The data are small fixture files in the SentEval format written here; the checkpoint is a tiny random BERT saved with
+a WordPiece tokenizer built from a vocabulary written here too."""
+
+import json
+import random
+
+import numpy as np
+import pytest
+import torch
+from transformers import AutoModel, BertConfig, BertModel, BertTokenizer
+
+from bermo_hf import BermoModel
+from bermo_hf.commands import probe as probe_command
+from bermo_hf.hub import LayerWeights
+from bermo_hf.probing import (
+    GROUPS,
+    HEATMAP_PNG,
+    RESULTS_JSON,
+    RESULTS_MARKDOWN,
+    ProbingArguments,
+    ProbingError,
+    extract_depth_features,
+    fit_depth_probe,
+    fit_mix_probe,
+    format_markdown,
+    load_senteval,
+    read_senteval_file,
+    run_probing,
+    summarize,
+)
+
+from .conftest import tiny_config_kwargs
+
+SUBJECTS = {"NN": ["man", "dog", "cat", "woman"], "NNS": ["men", "dogs", "cats", "women"]}
+VERBS = {"PRES": ["sees", "likes", "finds"], "PAST": ["saw", "liked", "found"]}
+OBJECTS = ["the house", "a red car", "the big tree", "a small boat", "the old city", "a blue bird"]
+EXTRA = ["today", "again", "quickly", "at night", "in the park"]
+SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+# The fixture tasks: one surface, one syntactic and two semantic ones.
+FIXTURE_TASKS = ("sentence_length", "bigram_shift", "past_present", "subj_number")
+SPLIT_SIZES = {"tr": 32, "va": 12, "te": 12}
+
+
+def _example(task: str, rng: random.Random) -> tuple[str, str]:
+    number, tense = rng.choice(list(SUBJECTS)), rng.choice(list(VERBS))
+    words = ["the", rng.choice(SUBJECTS[number]), rng.choice(VERBS[tense]), *rng.choice(OBJECTS).split()]
+    words += rng.choice(EXTRA).split() if rng.random() < 0.5 else []
+    if task == "sentence_length":
+        return str(len(words) // 3), " ".join(words)
+    if task == "bigram_shift":
+        inverted = rng.random() < 0.5
+        if inverted:
+            position = rng.randrange(len(words) - 1)
+            words[position], words[position + 1] = words[position + 1], words[position]
+        return ("I" if inverted else "O"), " ".join(words)
+    return (tense if task == "past_present" else number), " ".join(words)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One thread for torch and BLAS: on a small, shared machine extra threads only wait for each other."""
+    from threadpoolctl import threadpool_limits
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with threadpool_limits(limits=1):
+        yield
+    torch.set_num_threads(threads)
+
+
+def write_senteval_file(path, task: str, seed: int = 0) -> None:
+    """A SentEval-format file: `split<TAB>label<TAB>sentence` lines, SPLIT_SIZES of each split."""
+    rng = random.Random(f"{task}-{seed}")
+    lines = ["\t".join((split, *_example(task, rng))) for split, size in SPLIT_SIZES.items() for _ in range(size)]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+@pytest.fixture
+def data_dir(tmp_path):
+    folder = tmp_path / "probing"
+    folder.mkdir()
+    for task in FIXTURE_TASKS:
+        write_senteval_file(folder / f"{task}.txt", task)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory):
+    """A tiny random BERT folder (2 layers, hidden 32) with a WordPiece tokenizer covering the fixture words."""
+    phrases = [*SUBJECTS["NN"], *SUBJECTS["NNS"], *VERBS["PRES"], *VERBS["PAST"], *OBJECTS, *EXTRA]
+    words = sorted({word for phrase in phrases for word in phrase.split()})
+    vocab = {token: index for index, token in enumerate(SPECIAL + words)}
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    torch.manual_seed(0)
+    BertModel(BertConfig(**tiny_config_kwargs(vocab_size=len(vocab)))).save_pretrained(folder)
+    BertTokenizer(vocab=vocab).save_pretrained(folder)
+    return str(folder)
+
+
+def _cli(*args) -> int:
+    return probe_command.main([str(arg) for arg in args])
+
+
+# --------------------------------------------------------------------------------------------------- reading
+
+
+def test_read_senteval_file_splits_labels_and_sentences(tmp_path):
+    path = tmp_path / "past_present.txt"
+    # As SentEval: blank lines are skipped, fields between the label and the last one (the sentence) are ignored.
+    path.write_text(
+        "tr\tPAST\tHe saw it .\n\nva\tPRES\tsees\tShe sees it .\ntr\tPRES\tThey see it .\nte\tPAST\tI ran .\n"
+    )
+    examples = read_senteval_file(path)
+    assert examples == {
+        "tr": [("PAST", "He saw it ."), ("PRES", "They see it .")],
+        "va": [("PRES", "She sees it .")],
+        "te": [("PAST", "I ran .")],
+    }
+
+
+@pytest.mark.parametrize(
+    "bad_line, reason",
+    [
+        ("tr\tPAST", "expected split<TAB>label<TAB>sentence, found 2"),
+        ("dev\tPAST\tHe saw it .", "unknown split 'dev'"),
+        ("tr\t\tHe saw it .", "empty label"),
+    ],
+)
+def test_malformed_line_names_file_and_line(tmp_path, bad_line, reason):
+    path = tmp_path / "past_present.txt"
+    path.write_text(f"tr\tPAST\tHe saw it .\nva\tPRES\tShe sees it .\n{bad_line}\nte\tPAST\tI ran .\n")
+    with pytest.raises(ProbingError, match="line 3") as error:
+        read_senteval_file(path)
+    assert str(path) in str(error.value) and reason in str(error.value)
+
+
+def test_missing_split_and_missing_file_are_named(tmp_path):
+    path = tmp_path / "tree_depth.txt"
+    path.write_text("tr\t5\tA sentence .\nva\t6\tAnother one .\n")
+    with pytest.raises(ProbingError, match=r"tree_depth\.txt: no 'te' line"):
+        read_senteval_file(path)
+    with pytest.raises(ProbingError, match=r"odd_man_out\.txt: no such file"):
+        load_senteval(tmp_path, tasks=["OddManOut"])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ProbingError, match="holds no SentEval probing file"):
+        load_senteval(tmp_path / "empty")
+
+
+def test_load_senteval_orders_tasks_and_subsamples(data_dir):
+    tasks = load_senteval(data_dir, max_train_samples=10, max_eval_samples=5, seed=1)
+    assert [data.task.name for data in tasks] == list(FIXTURE_TASKS)
+    tense = tasks[2]
+    assert tense.label_names == ["PAST", "PRES"] and tense.task.group == "semantic"
+    assert {split: len(s) for split, s in tense.sentences.items()} == {"tr": 10, "va": 5, "te": 5}
+    full = read_senteval_file(data_dir / "past_present.txt")["tr"]
+    assert all(
+        (tense.label_names[y], s) in full for y, s in zip(tense.labels["tr"], tense.sentences["tr"], strict=True)
+    )
+    assert [data.task.name for data in load_senteval(data_dir, tasks=["Tense", "SentLen", "bigramshift"])] == [
+        "sentence_length",
+        "bigram_shift",
+        "past_present",
+    ]
+
+
+# -------------------------------------------------------------------------------------------------- reporting
+
+
+def test_summarize_groups_tasks_and_averages_each_group():
+    results = {
+        "past_present": {"bert": 80.0, "bermo": 84.0, "layer_weights": LayerWeights([0.5, 0.25, 0.25], 2.0).to_dict()},
+        "sentence_length": {"bert": 90.0, "bermo": 89.0},
+        "subj_number": {"bert": 70.0, "bermo": 75.0, "layer_weights": LayerWeights([0.0, 0.0, 1.0], 1.0).to_dict()},
+        "bigram_shift": {"bert": 60.0, "bermo": 60.5},
+    }
+    report = summarize(results, "finetune")
+    assert list(report["tasks"]) == ["sentence_length", "bigram_shift", "past_present", "subj_number"]
+    assert list(report["groups"]) == list(GROUPS)
+    semantic = report["groups"]["semantic"]
+    assert semantic["tasks"] == ["past_present", "subj_number"]
+    assert semantic["bert"] == pytest.approx(75.0) and semantic["bermo"] == pytest.approx(79.5)
+    assert semantic["difference"] == pytest.approx(4.5)
+    assert report["groups"]["surface"]["difference"] == pytest.approx(-1.0)
+    assert report["overall"]["difference"] == pytest.approx((4 - 1 + 5 + 0.5) / 4)
+    markdown = format_markdown(report)
+    assert "| **semantic average** | | **75.00** | **79.50** | **+4.50** | |" in markdown
+    assert "| syntactic | BShift | 60.00 | 60.50 | +0.50 |  |" in markdown
+    assert "| semantic | Tense | 80.00 | 84.00 | +4.00 | 0.75 |" in markdown
+    assert "| Tense | 0.500 | 0.250 | 0.250 | 2.000 | 0.75 |" in markdown
+
+
+# ----------------------------------------------------------------------------------------------------- probes
+
+
+@pytest.mark.parametrize("pooling", ["first", "mean"])
+def test_depth_features_of_a_batch_are_each_sentence_alone(tiny_bert, pooling):
+    model, tokenizer = BertModel.from_pretrained(tiny_bert), BertTokenizer.from_pretrained(tiny_bert)
+    sentences = ["the men saw the house again", "the cat sees a red car", "the dog", "the women liked the big tree"]
+    batched = extract_depth_features(model, tokenizer, sentences, pooling=pooling, batch_size=3)
+    assert batched.shape == (4, 3, 32)
+    for sentence, features in zip(sentences, batched, strict=True):
+        with torch.no_grad():
+            states = torch.stack(model(**tokenizer(sentence, return_tensors="pt"), output_hidden_states=True)[2], 1)
+        expected = states[0, :, 0] if pooling == "first" else states[0].mean(dim=1)
+        torch.testing.assert_close(features, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_bermo_checkpoint_gives_bert_depth_features(tiny_bert, tmp_path):
+    tokenizer = BertTokenizer.from_pretrained(tiny_bert)
+    bermo = BermoModel.from_pretrained(tiny_bert)
+    bermo.save_pretrained(tmp_path)
+    sentences = ["the men saw the house", "the cat"]
+    expected = extract_depth_features(BertModel.from_pretrained(tiny_bert), tokenizer, sentences, pooling="mean")
+    loaded = AutoModel.from_pretrained(tmp_path)
+    assert isinstance(loaded, BermoModel)
+    torch.testing.assert_close(extract_depth_features(loaded, tokenizer, sentences, pooling="mean"), expected)
+
+
+def test_mix_probe_on_one_depth_is_scikit_learn_logistic_regression():
+    rng = np.random.default_rng(0)
+    labels = {split: rng.integers(0, 3, size=n) for split, n in (("tr", 60), ("va", 30), ("te", 30))}
+    centers = rng.normal(size=(3, 8))
+    features = {split: centers[y] + 1.5 * rng.normal(size=(len(y), 8)) for split, y in labels.items()}
+    reference = fit_depth_probe(features, labels, [0.5], max_iter=1000, seed=0)
+    as_depths = {split: torch.tensor(x, dtype=torch.float32)[:, None] for split, x in features.items()}
+    mix = fit_mix_probe(as_depths, labels, num_labels=3, c_values=[0.5], max_iter=1000, seed=0)
+    assert mix.weights == [1.0]
+    assert mix.val_accuracy == pytest.approx(reference.val_accuracy)
+    assert mix.test_accuracy == pytest.approx(reference.test_accuracy)
+
+
+# -------------------------------------------------------------------------------------------------- end to end
+
+
+def test_frozen_mode_end_to_end_with_cached_features(tiny_bert, data_dir, tmp_path):
+    output_dir = tmp_path / "frozen"
+    flags = ["--model_name_or_path", tiny_bert, "--data_dir", data_dir, "--output_dir", output_dir]
+    flags += ["--mode", "frozen", "--pooling", "mean", "--probe_c", "1.0", "--probe_max_iter", "200"]
+    assert _cli(*flags) == 0
+    report = json.loads((output_dir / RESULTS_JSON).read_text())
+    assert (output_dir / HEATMAP_PNG).read_bytes().startswith(b"\x89PNG")
+    assert "probe on each depth" in (output_dir / RESULTS_MARKDOWN).read_text()
+    assert list(report["tasks"]) == list(FIXTURE_TASKS)
+    assert report["groups"]["semantic"]["tasks"] == ["past_present", "subj_number"]
+    for entry in report["tasks"].values():
+        assert len(entry["depth_accuracy"]) == 3  # embeddings + 2 layers
+        assert entry["bert"] == entry["depth_accuracy"][-1]
+        assert all(0 <= accuracy <= 100 for accuracy in entry["depth_accuracy"] + [entry["bermo"]])
+        assert sum(entry["layer_weights"]["weights"]) == pytest.approx(1.0)
+        assert 0 <= entry["layer_weights"]["expected_layer"] <= 2
+        assert entry["difference"] == pytest.approx(entry["bermo"] - entry["bert"])
+    cache_files = sorted((output_dir / "feature_cache").glob("*.pt"))
+    assert len(cache_files) == len(FIXTURE_TASKS)
+
+    # A second run reads every feature from the cache: the model is never loaded, and the figures are the same.
+    args = ProbingArguments(
+        model_name_or_path=tiny_bert,
+        data_dir=str(data_dir),
+        mode="frozen",
+        pooling="mean",
+        probe_c=[1.0],
+        probe_max_iter=200,
+        cache_dir=str(output_dir / "feature_cache"),
+    )
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("transformers.AutoModel.from_pretrained", _fail)
+        again = run_probing(args)
+    assert {name: entry["depth_accuracy"] for name, entry in again["tasks"].items()} == {
+        name: entry["depth_accuracy"] for name, entry in report["tasks"].items()
+    }
+
+
+def _fail(*args, **kwargs):
+    raise AssertionError("the model was loaded although every feature is cached")
+
+
+def test_finetune_mode_end_to_end(tiny_bert, data_dir, tmp_path, capsys):
+    output_dir = tmp_path / "finetune"
+    flags = ["--model_name_or_path", tiny_bert, "--data_dir", data_dir, "--output_dir", output_dir]
+    flags += ["--tasks", "past_present", "subj_number", "bigram_shift", "--num_train_epochs", "2"]
+    flags += ["--batch_size", "16", "--max_train_samples", "24", "--max_eval_samples", "8"]
+    assert _cli(*flags) == 0
+    report = json.loads((output_dir / RESULTS_JSON).read_text())
+    assert (output_dir / HEATMAP_PNG).is_file()
+    assert list(report["tasks"]) == ["bigram_shift", "past_present", "subj_number"]
+    assert list(report["groups"]) == ["syntactic", "semantic"]
+    for entry in report["tasks"].values():
+        assert entry["num_examples"] == {"tr": 24, "va": 8, "te": 8}
+        assert {"bert", "bermo", "bert_val", "bermo_val"} <= set(entry)
+        mix = entry["layer_weights"]
+        assert mix["depths"] == ["embeddings", "layer 1", "layer 2"] and sum(mix["weights"]) == pytest.approx(1.0)
+        assert mix["weights"] != pytest.approx([1 / 3] * 3)  # the mix was trained
+        assert 0 <= mix["expected_layer"] <= 2
+    semantic = report["groups"]["semantic"]
+    assert semantic["bermo"] == pytest.approx(
+        (report["tasks"]["past_present"]["bermo"] + report["tasks"]["subj_number"]["bermo"]) / 2
+    )
+    printed = capsys.readouterr().out
+    assert "**semantic average**" in printed and "BERMo's learned layer weights" in printed
+
+
+def test_cli_reports_a_malformed_file_in_one_line_and_writes_nothing(tiny_bert, data_dir, tmp_path, capsys):
+    lines = (data_dir / "bigram_shift.txt").read_text().splitlines()
+    lines[6] = "tr\tO"
+    (data_dir / "bigram_shift.txt").write_text("\n".join(lines) + "\n")
+    output_dir = tmp_path / "out"
+    status = _cli("--model_name_or_path", tiny_bert, "--data_dir", data_dir, "--output_dir", output_dir)
+    assert status == 1
+    error = capsys.readouterr().err.strip()
+    assert error.count("\n") == 0 and "Traceback" not in error
+    assert f"{data_dir / 'bigram_shift.txt'}, line 7:" in error
+    assert not output_dir.exists()
+
+
+def test_cli_reports_a_missing_checkpoint_in_one_line(data_dir, tmp_path, capsys):
+    status = _cli("--model_name_or_path", tmp_path / "nowhere", "--data_dir", data_dir, "--tasks", "Tense")
+    assert status == 1
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("bermo probe: error:") and "nowhere" in error and error.count("\n") == 0
