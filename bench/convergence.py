@@ -1,0 +1,443 @@
+"""Convergence and accuracy of BERMo against plain BERT on GLUE SST-2.
+
+Fine-tunes `BertForSequenceClassification` and `BermoForSequenceClassification` from the same pretrained checkpoint
+with the standard `transformers.Trainer`: identical hyper-parameters, identical starting weights (BERT's freshly
+initialized classifier and pooler are copied into BERMo, so only BERMo's layer mix differs), and per seed an identical
+data order and dropout stream. Dev accuracy is evaluated every `--eval_every` steps (and at step 0).
+
+Writes a results JSON (every curve point, final and best accuracies, wall times, machine and versions), a PNG (dev
+accuracy against step: mean line and min-max band per model), and a Markdown summary: best dev accuracy mean +- std,
+steps to first reach the target accuracy and the ratio baseline/BERMo (the figure comparable to the paper's 1.67x on
+MNLI), BERMo's final layer weights averaged over seeds.
+
+    python bench/convergence.py --quick      # one seed, 120 steps, 200 dev sentences
+    python bench/convergence.py              # 3 seeds, 600 steps, full dev set
+"""
+
+import argparse
+import json
+import math
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import bench_common
+
+MODELS = ("bert", "bermo")
+LABELS = {"bert": "BERT", "bermo": "BERMo"}
+DEFAULT_DATA_DIR = bench_common.REPO_ROOT.parent / "shared" / "data" / "sst2"
+
+# name -> value of every setting that `--quick` changes, and the defaults of a full run.
+FULL = {"seeds": [0, 1, 2], "max_steps": 600, "eval_every": 50, "dev_subset": None, "name": "convergence_sst2"}
+QUICK = {"seeds": [0], "max_steps": 120, "eval_every": 20, "dev_subset": 200, "name": "convergence_sst2_quick"}
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--model", default=bench_common.MINILM, help="BERT folder to start from (default: MiniLM-L6)")
+    parser.add_argument(
+        "--data_dir",
+        default=str(DEFAULT_DATA_DIR),
+        help="folder with SST-2 train.tsv and dev.tsv (columns sentence, label; default ../shared/data/sst2)",
+    )
+    parser.add_argument("--quick", action="store_true", help="one seed, few steps, a dev subset: a smoke-size run")
+    parser.add_argument("--seeds", type=int, nargs="+", help=f"seeds (default {FULL['seeds']}, quick {QUICK['seeds']})")
+    parser.add_argument("--max_steps", type=int, help=f"training steps per run (default {FULL['max_steps']})")
+    parser.add_argument("--eval_every", type=int, help=f"steps between dev evaluations (default {FULL['eval_every']})")
+    parser.add_argument("--dev_subset", type=int, help="evaluate on this many dev sentences (default: all)")
+    parser.add_argument("--train_subset", type=int, help="train on this many sentences (default: all)")
+    parser.add_argument("--batch_size", type=int, default=32)
+    parser.add_argument("--learning_rate", type=float, default=5e-5)
+    parser.add_argument("--warmup_ratio", type=float, default=0.06)
+    parser.add_argument("--weight_decay", type=float, default=0.01)
+    parser.add_argument("--max_length", type=int, default=128, help="truncate sentences to this many tokens")
+    parser.add_argument(
+        "--no_group_by_length",
+        action="store_true",
+        help="draw batches uniformly instead of grouping sentences of similar length (less padding, same for both)",
+    )
+    parser.add_argument(
+        "--target",
+        type=float,
+        default=0.99,
+        help="target accuracy as a fraction of the baseline's mean best dev accuracy (default 0.99)",
+    )
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument(
+        "--reuse",
+        nargs="+",
+        default=[],
+        metavar="JSON",
+        help="results files of earlier runs: a (model, seed) run found there with the same training settings is\n"
+        "taken from it instead of being trained again (to finish a long benchmark in parts)",
+    )
+    parser.add_argument("--name", help="base name of the output files (default convergence_sst2[_quick])")
+    parser.add_argument("--results_dir", default=str(bench_common.RESULTS_DIR), help="where the JSON and .md go")
+    parser.add_argument("--figures_dir", default=str(bench_common.FIGURES_DIR), help="where the PNG goes")
+    args = parser.parse_args(argv)
+    preset = QUICK if args.quick else FULL
+    for key, value in preset.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    if args.max_steps < 1 or args.eval_every < 1:
+        parser.error("--max_steps and --eval_every must be positive")
+    return args
+
+
+def load_sst2(data_dir: str | Path, tokenizer, max_length: int, dev_subset: int | None, train_subset: int | None):
+    """SST-2 `train.tsv` and `dev.tsv` read with `datasets` (tab-separated, no quoting), tokenized without padding."""
+    from datasets import load_dataset
+
+    data_dir = Path(data_dir)
+    files = {"train": str(data_dir / "train.tsv"), "dev": str(data_dir / "dev.tsv")}
+    for path in files.values():
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"{path} is missing: pass --data_dir with SST-2's train.tsv and dev.tsv")
+    raw = load_dataset("csv", data_files=files, delimiter="\t", quoting=3)
+    for split in raw.values():
+        if not {"sentence", "label"} <= set(split.column_names):
+            raise ValueError(f"expected columns 'sentence' and 'label' in {data_dir}, found {split.column_names}")
+    if train_subset is not None:
+        raw["train"] = raw["train"].shuffle(seed=0).select(range(min(train_subset, len(raw["train"]))))
+    if dev_subset is not None:
+        raw["dev"] = raw["dev"].shuffle(seed=0).select(range(min(dev_subset, len(raw["dev"]))))
+
+    def tokenize(batch):
+        return tokenizer(batch["sentence"], truncation=True, max_length=max_length)
+
+    drop = [name for name in raw["train"].column_names if name != "label"]
+    tokenized = raw.map(tokenize, batched=True, remove_columns=drop)
+    # Evaluation order does not change accuracy: sorting dev by length keeps padding, and evaluation time, low.
+    lengths = [len(ids) for ids in tokenized["dev"]["input_ids"]]
+    tokenized["dev"] = tokenized["dev"].select(sorted(range(len(lengths)), key=lengths.__getitem__))
+    return tokenized
+
+
+def accuracy(eval_prediction) -> dict:
+    """`compute_metrics` for the Trainer: share of dev sentences whose arg-max logit is the label."""
+    logits, labels = eval_prediction
+    return {"accuracy": float((logits.argmax(-1) == labels).mean())}
+
+
+def make_progress_callback(tag: str, max_steps: int):
+    """A `TrainerCallback` that prints one line per dev evaluation, so progress shows in a log file."""
+    from transformers import TrainerCallback
+
+    class Progress(TrainerCallback):
+        def __init__(self):
+            self.start = time.perf_counter()
+
+        def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+            losses = [entry["loss"] for entry in state.log_history if "loss" in entry]
+            loss = f"{losses[-1]:.4f}" if losses else "-"
+            elapsed = time.perf_counter() - self.start
+            print(
+                f"[{tag}] step {state.global_step:>5}/{max_steps}  dev acc {metrics['eval_accuracy']:.4f}  "
+                f"train loss {loss}  {elapsed:6.0f}s",
+                flush=True,
+            )
+
+    return Progress()
+
+
+def train_one(model_kind: str, seed: int, args, datasets, tokenizer) -> dict:
+    """Fine-tunes one model with one seed; returns its curve, accuracies, wall time and (BERMo) layer weights."""
+    import torch
+    from transformers import DataCollatorWithPadding, PrinterCallback, Trainer, TrainingArguments
+
+    bert, bermo = bench_common.build_pair(args.model, num_labels=2, seed=seed)
+    model = {"bert": bert, "bermo": bermo}[model_kind]
+    tag = f"{LABELS[model_kind]} seed {seed}"
+    with tempfile.TemporaryDirectory() as output_dir:
+        training_args = TrainingArguments(
+            output_dir=output_dir,
+            max_steps=args.max_steps,
+            per_device_train_batch_size=args.batch_size,
+            per_device_eval_batch_size=64,
+            learning_rate=args.learning_rate,
+            warmup_steps=math.ceil(args.warmup_ratio * args.max_steps),
+            weight_decay=args.weight_decay,
+            lr_scheduler_type="linear",
+            eval_strategy="steps",
+            eval_steps=args.eval_every,
+            logging_steps=args.eval_every,
+            save_strategy="no",
+            report_to="none",
+            seed=seed,
+            data_seed=seed,
+            train_sampling_strategy="random" if args.no_group_by_length else "group_by_length",
+            dataloader_num_workers=0,
+            dataloader_pin_memory=torch.cuda.is_available(),
+            disable_tqdm=True,
+        )
+        trainer = Trainer(
+            model=model,
+            args=training_args,
+            train_dataset=datasets["train"],
+            eval_dataset=datasets["dev"],
+            data_collator=DataCollatorWithPadding(tokenizer),
+            compute_metrics=accuracy,
+            callbacks=[make_progress_callback(tag, args.max_steps)],
+        )
+        trainer.remove_callback(PrinterCallback)  # the progress callback prints one concise line per evaluation
+        start = time.perf_counter()
+        initial = trainer.evaluate()
+        trainer.train()
+        if trainer.state.global_step % args.eval_every:
+            trainer.evaluate()
+        wall_time = time.perf_counter() - start
+        history = trainer.state.log_history
+
+    losses = {entry["step"]: entry["loss"] for entry in history if "loss" in entry}
+    curve = [{"step": 0, "dev_accuracy": initial["eval_accuracy"], "train_loss": None}]
+    curve += [
+        {"step": entry["step"], "dev_accuracy": entry["eval_accuracy"], "train_loss": losses.get(entry["step"])}
+        for entry in history
+        if "eval_accuracy" in entry
+    ]
+    accuracies = [point["dev_accuracy"] for point in curve]
+    run = {
+        "model": model_kind,
+        "seed": seed,
+        "curve": curve,
+        "final_accuracy": accuracies[-1],
+        "best_accuracy": max(accuracies),
+        "wall_time_s": wall_time,
+    }
+    if model_kind == "bermo":
+        run["layer_weights"] = model.layer_weights()
+    return run
+
+
+# Settings that must match for an earlier run to be reused; seeds, threads and file names may differ.
+TRAINING_SETTINGS = (
+    "max_steps",
+    "eval_every",
+    "dev_subset",
+    "train_subset",
+    "batch_size",
+    "learning_rate",
+    "warmup_ratio",
+    "weight_decay",
+    "max_length",
+)
+
+
+def reusable_runs(paths: list[str], payload: dict) -> dict:
+    """`(model, seed) -> run` from earlier results files whose checkpoint, data and training settings match."""
+    found = {}
+    for path in paths:
+        earlier = json.loads(Path(path).read_text())
+        same = all(earlier["settings"][key] == payload["settings"][key] for key in TRAINING_SETTINGS) and all(
+            earlier[key] == payload[key] for key in ("checkpoint", "train_sampling", "num_train", "num_dev")
+        )
+        if not same:
+            print(f"not reusing {path}: its settings differ from this run's", flush=True)
+            continue
+        for run in earlier["runs"]:
+            found.setdefault((run["model"], run["seed"]), {**run, "reused_from": str(path)})
+    return found
+
+
+def first_step_reaching(curve: list[dict], target: float) -> int | None:
+    """The first evaluated step whose dev accuracy is at least `target`; `None` when it never is."""
+    return next((point["step"] for point in curve if point["dev_accuracy"] >= target), None)
+
+
+def mean_curve(runs: list[dict]) -> list[dict]:
+    """Per evaluated step: mean, min and max dev accuracy over the runs (seeds) of one model."""
+    by_step = {}
+    for run in runs:
+        for point in run["curve"]:
+            by_step.setdefault(point["step"], []).append(point["dev_accuracy"])
+    return [
+        {"step": step, "dev_accuracy": statistics.fmean(values), "min": min(values), "max": max(values)}
+        for step, values in sorted(by_step.items())
+    ]
+
+
+def _mean_std(values: list[float]) -> dict:
+    return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0}
+
+
+def _ratio(numerator: float | None, denominator: float | None) -> float | None:
+    if numerator is None or denominator is None or denominator == 0:
+        return None
+    return numerator / denominator
+
+
+def summarize(runs: list[dict], target_fraction: float) -> dict:
+    """Accuracies, steps to the target accuracy and the speed-up baseline/BERMo, BERMo's mean layer weights."""
+    by_model = {kind: [run for run in runs if run["model"] == kind] for kind in MODELS}
+    target = target_fraction * statistics.fmean(run["best_accuracy"] for run in by_model["bert"])
+    summary = {"target_fraction": target_fraction, "target_accuracy": target, "models": {}}
+    for kind, kind_runs in by_model.items():
+        per_seed = {run["seed"]: first_step_reaching(run["curve"], target) for run in kind_runs}
+        reached = [steps for steps in per_seed.values() if steps is not None]
+        summary["models"][kind] = {
+            "best_accuracy": _mean_std([run["best_accuracy"] for run in kind_runs]),
+            "final_accuracy": _mean_std([run["final_accuracy"] for run in kind_runs]),
+            "wall_time_s": _mean_std([run["wall_time_s"] for run in kind_runs]),
+            "steps_to_target_per_seed": per_seed,
+            "steps_to_target_mean_over_seeds": statistics.fmean(reached) if len(reached) == len(per_seed) else None,
+            "steps_to_target_of_mean_curve": first_step_reaching(mean_curve(kind_runs), target),
+            "mean_curve": mean_curve(kind_runs),
+        }
+    bert, bermo = summary["models"]["bert"], summary["models"]["bermo"]
+    summary["speedup_mean_curve"] = _ratio(
+        bert["steps_to_target_of_mean_curve"], bermo["steps_to_target_of_mean_curve"]
+    )
+    summary["speedup_mean_over_seeds"] = _ratio(
+        bert["steps_to_target_mean_over_seeds"], bermo["steps_to_target_mean_over_seeds"]
+    )
+    weights = [run["layer_weights"] for run in by_model["bermo"]]
+    summary["bermo_layer_weights_mean"] = {
+        "weights": [statistics.fmean(column) for column in zip(*(w["weights"] for w in weights), strict=True)],
+        "gamma": statistics.fmean(w["gamma"] for w in weights),
+    }
+    return summary
+
+
+def _fmt_steps(steps) -> str:
+    return "not reached" if steps is None else f"{steps:g}"
+
+
+def _fmt_ratio(ratio) -> str:
+    return "n/a" if ratio is None else f"{ratio:.2f}x"
+
+
+def summary_markdown(summary: dict, seeds: list[int]) -> str:
+    """The summary as Markdown tables, as pasted into BENCHMARKS.md."""
+    target = summary["target_accuracy"]
+    lines = [
+        f"Target accuracy: {target:.4f} ({summary['target_fraction']:.0%} of BERT's mean best dev accuracy); "
+        f"seeds {', '.join(map(str, seeds))}.",
+        "",
+        "| model | best dev acc (mean +- std) | final dev acc (mean +- std) | steps to target, per seed "
+        "| steps to target, mean curve | wall time per run (s) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for kind in MODELS:
+        model = summary["models"][kind]
+        per_seed = ", ".join(_fmt_steps(steps) for steps in model["steps_to_target_per_seed"].values())
+        lines.append(
+            f"| {LABELS[kind]} | {model['best_accuracy']['mean']:.4f} +- {model['best_accuracy']['std']:.4f} "
+            f"| {model['final_accuracy']['mean']:.4f} +- {model['final_accuracy']['std']:.4f} | {per_seed} "
+            f"| {_fmt_steps(model['steps_to_target_of_mean_curve'])} | {model['wall_time_s']['mean']:.0f} |"
+        )
+    lines += [
+        "",
+        "Steps-to-target ratio BERT/BERMo (paper: 1.67x MNLI, 1.15x QQP): mean curve "
+        f"{_fmt_ratio(summary['speedup_mean_curve'])}, "
+        f"mean over seeds {_fmt_ratio(summary['speedup_mean_over_seeds'])}.",
+        "",
+    ]
+    mix = summary["bermo_layer_weights_mean"]
+    depths = ["emb"] + [f"L{i}" for i in range(1, len(mix["weights"]))]
+    lines += [
+        f"BERMo layer weights after training, mean over seeds (gamma {mix['gamma']:.3f}):",
+        "",
+        "| " + " | ".join(depths) + " |",
+        "|" + "---|" * len(depths),
+        "| " + " | ".join(f"{w:.3f}" for w in mix["weights"]) + " |",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def plot(summary: dict, path: str | Path, title: str) -> Path:
+    """Dev accuracy against step: mean line and min-max band per model, the target as a dashed line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    for kind, color in zip(MODELS, ("tab:blue", "tab:orange"), strict=True):
+        curve = summary["models"][kind]["mean_curve"]
+        steps = [point["step"] for point in curve]
+        axes.plot(steps, [point["dev_accuracy"] for point in curve], color=color, marker="o", ms=3, label=LABELS[kind])
+        axes.fill_between(
+            steps, [point["min"] for point in curve], [point["max"] for point in curve], color=color, alpha=0.2
+        )
+    axes.axhline(summary["target_accuracy"], color="grey", linestyle="--", linewidth=1, label="target")
+    lowest = min(point["min"] for model in summary["models"].values() for point in model["mean_curve"][1:])
+    axes.set_ylim(max(0.0, min(lowest, summary["target_accuracy"]) - 0.02), None)
+    axes.set_xlabel("training step")
+    axes.set_ylabel("dev accuracy")
+    axes.set_title(title, fontsize=10)
+    axes.grid(alpha=0.3)
+    axes.legend(loc="lower right")
+    figure.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    bench_common.quiet_transformers()
+    bench_common.set_threads(args.threads)
+    from transformers import AutoTokenizer
+
+    checkpoint = bench_common.resolve_checkpoint(args.model)
+    if checkpoint is None:
+        raise SystemExit("convergence needs a pretrained checkpoint folder, not bert-base-random")
+    tokenizer = AutoTokenizer.from_pretrained(checkpoint)
+    datasets = load_sst2(args.data_dir, tokenizer, args.max_length, args.dev_subset, args.train_subset)
+    command = bench_common.command_line(argv, "convergence.py")
+    results_path = Path(args.results_dir) / f"{args.name}.json"
+    print(
+        f"SST-2: {len(datasets['train'])} train, {len(datasets['dev'])} dev sentences; {args.max_steps} steps per run, "
+        f"dev evaluated every {args.eval_every}; seeds {args.seeds}; writing {results_path}",
+        flush=True,
+    )
+    payload = {
+        "benchmark": "convergence",
+        "command": command,
+        "task": "sst2",
+        "checkpoint": args.model,
+        "settings": {key: getattr(args, key) for key in ("seeds", *TRAINING_SETTINGS, "target", "threads")},
+        "train_sampling": "random" if args.no_group_by_length else "group_by_length",
+        "num_train": len(datasets["train"]),
+        "num_dev": len(datasets["dev"]),
+        "machine": bench_common.machine_info(),
+        "runs": [],
+    }
+    reused = reusable_runs(args.reuse, payload)
+    start = time.perf_counter()
+    for seed in args.seeds:
+        for kind in MODELS:
+            if (kind, seed) in reused:
+                print(f"[{LABELS[kind]} seed {seed}] reused from {reused[kind, seed]['reused_from']}", flush=True)
+                payload["runs"].append(reused[kind, seed])
+                continue
+            payload["runs"].append(train_one(kind, seed, args, datasets, tokenizer))
+            payload["total_wall_time_s"] = time.perf_counter() - start
+            bench_common.write_json(results_path, payload)  # partial results survive an interrupted run
+
+    payload["total_wall_time_s"] = time.perf_counter() - start
+    payload["sum_of_run_wall_times_s"] = sum(run["wall_time_s"] for run in payload["runs"])
+    payload["summary"] = summarize(payload["runs"], args.target)
+    bench_common.write_json(results_path, payload)
+    figure = plot(
+        payload["summary"],
+        Path(args.figures_dir) / f"{args.name}.png",
+        f"SST-2 dev accuracy, {Path(checkpoint).name if args.model != bench_common.MINILM else 'MiniLM-L6'}, "
+        f"{len(args.seeds)} seed(s): mean and min-max",
+    )
+    markdown = summary_markdown(payload["summary"], args.seeds)
+    (Path(args.results_dir) / f"{args.name}.md").write_text(f"Command: `{command}`\n\n{markdown}")
+    print(markdown)
+    print(f"wrote {results_path}, {figure} and {args.name}.md in {payload['total_wall_time_s']:.0f}s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,207 @@
+"""The benchmark scripts in `bench/` run end to end on tiny data, so they cannot rot.
+
+A tiny random BERT (with a 20-word tokenizer) and a tiny SST-2-shaped folder stand in for the real checkpoint and
+data; each script's `main(argv)` runs a couple of steps for both models, and its JSON, Markdown and PNG are checked.
+Nothing here asserts on timings.
+"""
+
+import contextlib
+import io
+import json
+import sys
+
+import pytest
+import torch
+
+from .conftest import REPO_ROOT, tiny_config_kwargs
+
+sys.path.insert(0, str(REPO_ROOT / "bench"))
+
+import bench_common  # noqa: E402
+import convergence  # noqa: E402
+import op_profile  # noqa: E402
+import overhead  # noqa: E402
+
+POSITIVE = ["good", "great", "fine", "nice", "lovely"]
+NEGATIVE = ["bad", "awful", "poor", "dull", "boring"]
+FILLER = ["the", "film", "is", "a", "story", "very", "quite", "plot", "and", "cast"]
+
+
+@pytest.fixture(scope="module")
+def tiny_bert(tmp_path_factory) -> str:
+    """Folder of a tiny random `BertForSequenceClassification` with a word-level BERT tokenizer."""
+    from transformers import BertConfig, BertForSequenceClassification, BertTokenizer
+
+    folder = tmp_path_factory.mktemp("tiny_bert")
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *POSITIVE, *NEGATIVE, *FILLER]
+    BertTokenizer(vocab={word: index for index, word in enumerate(words)}).save_pretrained(folder)
+    torch.manual_seed(0)
+    BertForSequenceClassification(BertConfig(**tiny_config_kwargs(), num_labels=2)).save_pretrained(folder)
+    return str(folder)
+
+
+@pytest.fixture(scope="module")
+def tiny_sst2(tmp_path_factory):
+    """An SST-2-shaped folder: `train.tsv` (48 rows) and `dev.tsv` (16 rows), header `label<TAB>sentence`."""
+    folder = tmp_path_factory.mktemp("tiny_sst2")
+    generator = torch.Generator().manual_seed(0)
+
+    def rows(count):
+        for index in range(count):
+            label = index % 2
+            sentiment = (POSITIVE if label else NEGATIVE)[index % 5]
+            length = int(torch.randint(2, 8, (), generator=generator))
+            filler = [FILLER[int(i)] for i in torch.randint(0, len(FILLER), (length,), generator=generator)]
+            quote = ' "' if index == 3 else ""  # a lone double quote, as in the real data, starts no quoted field
+            yield f"{label}\t{' '.join(filler[:1] + [sentiment] + filler[1:])}{quote}"
+
+    for name, count in (("train.tsv", 48), ("dev.tsv", 16)):
+        (folder / name).write_text("\n".join(["label\tsentence", *rows(count)]) + "\n")
+    return folder
+
+
+def test_build_pair_starts_bert_and_bermo_from_identical_weights(tiny_bert):
+    bert, bermo = bench_common.build_pair(tiny_bert, seed=3)
+    bermo_state = bermo.state_dict()
+    for name, tensor in bert.state_dict().items():
+        assert torch.equal(tensor, bermo_state[name]), name
+    assert sorted(set(bermo_state) - set(bert.state_dict())) == ["bert.layer_mix.gamma", "bert.layer_mix.weights"]
+
+
+def test_convergence_runs_both_models_and_writes_json_markdown_and_plot(tiny_bert, tiny_sst2, tmp_path, capsys):
+    argv = [
+        "--model", tiny_bert, "--data_dir", str(tiny_sst2), "--seeds", "0", "1", "--max_steps", "2",
+        "--eval_every", "1", "--batch_size", "8", "--name", "tiny",
+        "--results_dir", str(tmp_path / "results"), "--figures_dir", str(tmp_path / "figures"),
+    ]  # fmt: skip
+    assert convergence.main(argv) == 0
+
+    results = json.loads((tmp_path / "results" / "tiny.json").read_text())
+    assert results["num_train"] == 48 and results["num_dev"] == 16
+    assert {"platform", "cpu", "cpu_count", "torch_threads", "python", "versions"} <= set(results["machine"])
+    assert results["machine"]["versions"]["torch"] and results["command"].startswith("python bench/convergence.py")
+    assert [(run["model"], run["seed"]) for run in results["runs"]] == [
+        (m, s) for s in (0, 1) for m in ("bert", "bermo")
+    ]
+    for run in results["runs"]:
+        assert [point["step"] for point in run["curve"]] == [0, 1, 2]
+        assert run["curve"][0]["train_loss"] is None and run["curve"][-1]["train_loss"] > 0
+        assert all(0.0 <= point["dev_accuracy"] <= 1.0 for point in run["curve"])
+        assert run["best_accuracy"] == max(point["dev_accuracy"] for point in run["curve"])
+        assert run["final_accuracy"] == run["curve"][-1]["dev_accuracy"] and run["wall_time_s"] > 0
+    layer_weights = results["runs"][1]["layer_weights"]
+    assert len(layer_weights["weights"]) == tiny_config_kwargs()["num_hidden_layers"] + 1
+
+    summary = results["summary"]
+    assert set(summary["models"]) == {"bert", "bermo"}
+    assert summary["target_accuracy"] == pytest.approx(
+        0.99 * sum(run["best_accuracy"] for run in results["runs"] if run["model"] == "bert") / 2
+    )
+    assert {"speedup_mean_curve", "speedup_mean_over_seeds", "bermo_layer_weights_mean"} <= set(summary)
+    figure = tmp_path / "figures" / "tiny.png"
+    assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    markdown = (tmp_path / "results" / "tiny.md").read_text()
+    assert "| BERT |" in markdown and "| BERMo |" in markdown and "1.67x" in markdown
+    assert "[BERMo seed 1] step     2/2" in capsys.readouterr().out
+
+    # finishing a benchmark in parts: runs with the same settings are taken from earlier results, not retrained
+    argv += ["--name", "again", "--reuse", str(tmp_path / "results" / "tiny.json")]
+    assert convergence.main(argv) == 0
+    again = json.loads((tmp_path / "results" / "again.json").read_text())
+    assert [run.pop("reused_from") for run in again["runs"]] == [str(tmp_path / "results" / "tiny.json")] * 4
+    assert again["runs"] == results["runs"] and again["summary"] == results["summary"]
+
+
+def test_steps_to_target_and_speedup_are_read_off_the_curves():
+    def run(model, seed, accuracies):
+        curve = [{"step": 10 * i, "dev_accuracy": a, "train_loss": None} for i, a in enumerate(accuracies)]
+        result = {
+            "model": model, "seed": seed, "curve": curve, "best_accuracy": max(accuracies),
+            "final_accuracy": accuracies[-1], "wall_time_s": 1.0,
+        }  # fmt: skip
+        if model == "bermo":
+            result["layer_weights"] = {"weights": [0.25, 0.75], "gamma": 1.0 + seed}
+        return result
+
+    runs = [
+        run("bert", 0, [0.5, 0.6, 0.7, 0.8, 0.9]),
+        run("bermo", 0, [0.5, 0.9, 0.9, 0.9, 0.9]),
+        run("bert", 1, [0.5, 0.7, 0.8, 0.9, 0.9]),
+        run("bermo", 1, [0.5, 0.6, 0.8, 0.8, 0.8]),
+    ]
+    summary = convergence.summarize(runs, target_fraction=1.0)
+    assert summary["target_accuracy"] == pytest.approx(0.9)
+    assert summary["models"]["bert"]["steps_to_target_per_seed"] == {0: 40, 1: 30}
+    assert summary["models"]["bermo"]["steps_to_target_per_seed"] == {0: 10, 1: None}
+    assert summary["models"]["bermo"]["steps_to_target_mean_over_seeds"] is None
+    assert summary["speedup_mean_over_seeds"] is None
+    assert summary["models"]["bert"]["steps_to_target_of_mean_curve"] == 40
+    assert summary["models"]["bermo"]["steps_to_target_of_mean_curve"] is None
+    assert summary["bermo_layer_weights_mean"] == {"weights": [0.25, 0.75], "gamma": 1.5}
+
+    summary = convergence.summarize(runs, target_fraction=0.8 / 0.9)
+    assert summary["speedup_mean_curve"] == pytest.approx(30 / 20)
+    assert summary["speedup_mean_over_seeds"] == pytest.approx(((30 + 20) / 2) / ((10 + 20) / 2))
+
+
+def _run_in_process(command):
+    """Stands in for `overhead.run_memory_child`: runs the child's `main` here rather than in a fresh process (that
+    would cost seconds of imports), checking the child's command line and the JSON it prints."""
+    assert command[0] == sys.executable and command[1].endswith("overhead.py")
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout):
+        assert overhead.main(command[2:]) == 0
+    return json.loads(stdout.getvalue().strip().splitlines()[-1])
+
+
+def test_overhead_times_both_models_and_measures_memory(tiny_bert, tmp_path, monkeypatch):
+    monkeypatch.setattr(overhead, "run_memory_child", _run_in_process)
+    output = tmp_path / "overhead.json"
+    argv = [
+        "--sizes", tiny_bert, "--device", "cpu", "--batch_size", "2", "--seq_len", "8", "--warmup", "1",
+        "--train_repeats", "2", "--inference_repeats", "2", "--memory_repeats", "1", "--clock", "cpu",
+        "--output", str(output),
+    ]  # fmt: skip
+    assert overhead.main(argv) == 0
+
+    results = json.loads(output.read_text())
+    assert (
+        results["device"] == "cpu" and results["settings"]["batch_size"] == 2 and results["settings"]["clock"] == "cpu"
+    )
+    (result,) = results["results"]
+    assert result["layers"] == 2 and result["hidden"] == 32
+    assert result["parameters"]["bermo"] == result["parameters"]["bert"] + result["layers"] + 2
+    for measurement in ("train_step", "inference"):
+        report = result[measurement]
+        for model in ("bert", "bermo"):
+            assert (
+                report[model]["n"] == 2 and 0 < report[model]["min"] <= report[model]["median"] <= report[model]["max"]
+            )
+            assert report[model]["tokens_per_s"] > 0 and len(report[model]["samples"]) == 2
+        assert report["ratio"] == pytest.approx(report["bermo"]["median"] / report["bert"]["median"])
+        assert report["paired_ratio_median"] > 0 and report["min_ratio"] > 0
+    memory = result["inference_memory"]
+    for model in ("bert", "bermo"):
+        assert memory[model]["peak_mib"] >= memory[model]["baseline_mib"] > 0
+        assert len(memory[model]["runs"]) == 1
+    assert memory["peak_ratio"] == pytest.approx(memory["bermo"]["peak_mib"] / memory["bert"]["peak_mib"])
+    assert "above_baseline_ratio" in memory  # None when BERT's forward raised no new peak (here, in-process)
+    markdown = output.with_suffix(".md").read_text()
+    assert "train step (fwd+bwd)" in markdown and "peak above baseline" in markdown
+
+
+def test_op_profile_finds_the_mix_as_bermos_only_extra_work(tiny_bert, tmp_path):
+    output = tmp_path / "op_profile.json"
+    assert op_profile.main(["--size", tiny_bert, "--batch_size", "2", "--seq_len", "8", "--output", str(output)]) == 0
+
+    results = json.loads(output.read_text())
+    for step in ("train_step", "inference"):
+        entry = results[step]
+        assert entry["op_calls"]["bermo"] > entry["op_calls"]["bert"] > 0
+        assert 0 < entry["extra_self_cpu_ms"] <= entry["total_self_cpu_ms"]["bermo"]
+        assert entry["extra_share_of_bermo_step"] == pytest.approx(
+            entry["extra_self_cpu_ms"] / entry["total_self_cpu_ms"]["bermo"]
+        )
+        # the mix's softmax over the 3 depths (embeddings + 2 layers) is work that only BERMo does
+        assert any(key.startswith("aten::_softmax [[3]") for key in entry["extra_ops"])
+    assert "extra share" in output.with_suffix(".md").read_text()
