@@ -16,7 +16,7 @@ from safetensors import safe_open
 from bermo_hf import BermoForSequenceClassification
 from bermo_hf.cli import main as bermo
 from bermo_hf.hub import LayerWeights, set_model_card_info, write_model_card
-from bermo_hf.modeling_bermo import MODEL_CARD_WRITERS, BermoPreTrainedModel
+from bermo_hf.modeling_bermo import MODEL_CARD_WRITERS
 
 from .test_training import SENTENCES, save_tiny_bert, write_tsv
 
@@ -194,13 +194,6 @@ def test_bermo_train_push_to_hub_uploads_a_folder_that_loads_without_bermo_hf(tm
     assert 'model="someone/bermo-tiny"' in card and "| accuracy |" in card
 
 
-@pytest.mark.xfail(
-    "_upload_modified_files" not in BermoPreTrainedModel.__dict__
-    and "push_to_hub" not in BermoPreTrainedModel.__dict__,
-    reason="PreTrainedModel.push_to_hub writes transformers' generic README.md over the BERMo card after "
-    "save_pretrained; modeling_bermo needs to re-run MODEL_CARD_WRITERS before the upload",
-    strict=True,
-)
 def test_model_push_to_hub_uploads_the_bermo_card(tiny_config, tmp_path, hub_commits):
     model = trained_looking_model(tiny_config)
     model.push_to_hub("someone/bermo-pushed")

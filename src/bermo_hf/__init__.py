@@ -13,7 +13,9 @@ from transformers import (
 )
 
 from .configuration_bermo import BermoConfig
+from .hub import LayerWeights, set_model_card_info, write_model_card
 from .modeling_bermo import (
+    MODEL_CARD_WRITERS,
     BermoForMultipleChoice,
     BermoForQuestionAnswering,
     BermoForSequenceClassification,
@@ -34,6 +36,7 @@ for _auto_class, _bermo_class in (
     (AutoModelForQuestionAnswering, BermoForQuestionAnswering),
 ):
     _auto_class.register(BermoConfig, _bermo_class)
+MODEL_CARD_WRITERS.append(write_model_card)
 
 __all__ = [
     "BermoConfig",
@@ -44,4 +47,7 @@ __all__ = [
     "BermoLayerMix",
     "BermoModel",
     "BermoPreTrainedModel",
+    "LayerWeights",
+    "set_model_card_info",
+    "write_model_card",
 ]

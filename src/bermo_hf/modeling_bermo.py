@@ -196,6 +196,9 @@ class BermoPreTrainedModel(BertPreTrainedModel):
 
     config_class = BermoConfig
     base_model_prefix = "bert"
+    # The heads take `**kwargs` for BERT's own pass-through arguments, not for a loss normalizer: without this, the
+    # Trainer would skip its own averaging of the loss over gradient-accumulation steps and processes.
+    accepts_loss_kwargs = False
 
     def _init_weights(self, module):
         super()._init_weights(module)
@@ -220,6 +223,12 @@ class BermoPreTrainedModel(BertPreTrainedModel):
             for write_model_card in MODEL_CARD_WRITERS:
                 write_model_card(self, save_directory)
         return result
+
+    def _upload_modified_files(self, working_dir, *args, **kwargs):
+        # `push_to_hub` writes transformers' generic README.md after `save_pretrained`: write the model card again.
+        for write_model_card in MODEL_CARD_WRITERS:
+            write_model_card(self, working_dir)
+        return super()._upload_modified_files(working_dir, *args, **kwargs)
 
     def layer_weights(self) -> dict:
         """The mix as plain numbers: `{"weights": softmax(w) per depth, "gamma": gamma}` (depth 0 is the embedding
