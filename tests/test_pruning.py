@@ -538,3 +538,15 @@ def test_prune_command_rejects_bad_flags(tmp_path, capsys, tiny_checkpoint, extr
     last_line = error.strip().splitlines()[-1]
     assert last_line.startswith("bermo prune: error: ") and message in last_line
     assert not output_dir.exists() and not list(tmp_path.glob(".pruned*"))
+
+
+def test_inspect_shows_the_sparsity_of_a_pruned_checkpoint(tmp_path, capsys):
+    from bermo_hf.cli import main as bermo
+
+    pruned_tiny_model().save_pretrained(tmp_path / "pruned")
+    assert bermo(["inspect", str(tmp_path / "pruned")]) == 0
+    table = capsys.readouterr().out
+    assert "gamma = " in table and "encoder sparsity: 59.96%" in table
+    assert bermo(["inspect", str(tmp_path / "pruned"), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["sparsity"]["encoder"]["sparsity"] == pytest.approx(0.6, abs=1e-3)

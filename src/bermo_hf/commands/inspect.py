@@ -4,6 +4,7 @@ import argparse
 import json
 
 from ..hub import LayerWeights, save_layer_weights_chart
+from ..pruning import format_sparsity_report, sparsity_report
 from ._common import BermoUsageError, load_checkpoint_config, reports_usage_errors
 
 BAR_WIDTH = 40
@@ -25,8 +26,8 @@ def format_layer_weights(layer_weights: LayerWeights) -> str:
     return "\n".join(rows)
 
 
-def load_layer_weights(checkpoint: str) -> LayerWeights:
-    """The layer weights of a BERMo checkpoint (folder or Hub id), whatever its head."""
+def load_bermo_model(checkpoint: str):
+    """The base model of a BERMo checkpoint (folder or Hub id), whatever its head."""
     from transformers import AutoModel
 
     config = load_checkpoint_config(checkpoint)
@@ -35,7 +36,12 @@ def load_layer_weights(checkpoint: str) -> LayerWeights:
             f"{checkpoint} is a {config.model_type!r} checkpoint without a layer mix; convert it with `bermo convert` "
             "or fine-tune it with `bermo train` first."
         )
-    return LayerWeights.from_model(AutoModel.from_pretrained(checkpoint))
+    return AutoModel.from_pretrained(checkpoint)
+
+
+def load_layer_weights(checkpoint: str) -> LayerWeights:
+    """The layer weights of a BERMo checkpoint (folder or Hub id), whatever its head."""
+    return LayerWeights.from_model(load_bermo_model(checkpoint))
 
 
 @reports_usage_errors("inspect")
@@ -50,10 +56,19 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--json", action="store_true", help="print JSON instead of the table.")
     args = parser.parse_args(argv)
 
-    layer_weights = load_layer_weights(args.checkpoint)
+    model = load_bermo_model(args.checkpoint)
+    layer_weights = LayerWeights.from_model(model)
+    sparsity = sparsity_report(model)
+    pruned = sparsity["encoder"]["zeros"] > 0
     if args.plot and not save_layer_weights_chart(layer_weights, args.plot, title=f"{args.checkpoint}: layer weights"):
         raise BermoUsageError("--plot needs matplotlib: pip install 'bermo-hf[plot]'.")
-    print(json.dumps(layer_weights.to_dict(), indent=2) if args.json else format_layer_weights(layer_weights))
+    if args.json:
+        print(json.dumps({**layer_weights.to_dict(), **({"sparsity": sparsity} if pruned else {})}, indent=2))
+    else:
+        print(format_layer_weights(layer_weights))
+        if pruned:
+            print()
+            print(format_sparsity_report(sparsity))
     if args.plot and not args.json:
         print(f"chart written to {args.plot}")
     return 0
