@@ -148,6 +148,17 @@ def summarize(values: list[float]) -> dict:
     return {"median": statistics.median(values), "min": min(values), "max": max(values), "n": len(values)}
 
 
+def save_figure(figure, path: str | Path) -> Path:
+    """Writes a matplotlib figure as a PNG (creating its folder) and closes it."""
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path
+
+
 def write_json(path: str | Path, payload: dict) -> Path:
     """Writes `payload` as indented JSON, creating the parent folder; returns the path."""
     path = Path(path)

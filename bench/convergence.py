@@ -373,11 +373,7 @@ def plot(summary: dict, path: str | Path, title: str) -> Path:
     axes.grid(alpha=0.3)
     axes.legend(loc="lower right")
     figure.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-    return path
+    return bench_common.save_figure(figure, path)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -285,19 +285,13 @@ def plot(summary: dict, diverged_at: float, path: Path, title: str) -> Path:
     right.set_title("soft-movement pruning")
     figure.suptitle(title)
     figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-    return path
+    return bench_common.save_figure(figure, path)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     bench_common.quiet_transformers()
-    import torch
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    bench_common.set_threads(args.threads)
     data, label_space, tokenizer = load_data(args)
     majority = majority_rate(data["validation"])
     diverged_at = majority + DIVERGENCE_MARGIN

@@ -18,6 +18,7 @@ from bermo_hf.cli import main as bermo
 from bermo_hf.hub import LayerWeights, set_model_card_info, write_model_card
 from bermo_hf.modeling_bermo import MODEL_CARD_WRITERS
 
+from .test_cli import HUB_READY_FILES
 from .test_training import SENTENCES, save_tiny_bert, write_tsv
 
 INPUT_IDS = [[2, 5, 17, 23, 42, 3, 0, 0], [2, 30, 31, 8, 9, 10, 11, 3]]
@@ -151,16 +152,7 @@ def rebuild_folder(files: dict[str, bytes], folder: Path) -> Path:
 
 
 def check_uploaded_bermo(files: dict[str, bytes], tmp_path: Path, expected_logits: torch.Tensor) -> str:
-    assert {
-        "config.json",
-        "configuration_bermo.py",
-        "modeling_bermo.py",
-        "model.safetensors",
-        "tokenizer.json",
-        "tokenizer_config.json",
-        "README.md",
-        "layer_weights.png",
-    } <= set(files)
+    assert HUB_READY_FILES <= set(files)
     assert "AutoModelForSequenceClassification" in json.loads(files["config.json"])["auto_map"]
     folder = rebuild_folder(files, tmp_path / "downloaded")
     with safe_open(folder / "model.safetensors", "pt") as weights:
