@@ -52,6 +52,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--train_subset", type=int, help="train on this many sentences (default: all)")
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--learning_rate", type=float, default=5e-5)
+    parser.add_argument(
+        "--mix_learning_rate",
+        type=float,
+        help="BERMo only: learning rate of the layer mix (default: --learning_rate), as `bermo train` takes it",
+    )
     parser.add_argument("--warmup_ratio", type=float, default=0.06)
     parser.add_argument("--weight_decay", type=float, default=0.01)
     parser.add_argument("--max_length", type=int, default=128, help="truncate sentences to this many tokens")
@@ -147,7 +152,9 @@ def make_progress_callback(tag: str, max_steps: int):
 def train_one(model_kind: str, seed: int, args, datasets, tokenizer) -> dict:
     """Fine-tunes one model with one seed; returns its curve, accuracies, wall time and (BERMo) layer weights."""
     import torch
-    from transformers import DataCollatorWithPadding, PrinterCallback, Trainer, TrainingArguments
+    from transformers import DataCollatorWithPadding, PrinterCallback, TrainingArguments
+
+    from bermo_hf.training import BermoTrainer
 
     bert, bermo = bench_common.build_pair(args.model, num_labels=2, seed=seed)
     model = {"bert": bert, "bermo": bermo}[model_kind]
@@ -174,8 +181,10 @@ def train_one(model_kind: str, seed: int, args, datasets, tokenizer) -> dict:
             dataloader_pin_memory=torch.cuda.is_available(),
             disable_tqdm=True,
         )
-        trainer = Trainer(
+        # For BERT, BermoTrainer is the plain Trainer (same parameter groups); for BERMo it adds the mix's own group.
+        trainer = BermoTrainer(
             model=model,
+            mix_learning_rate=args.mix_learning_rate if model_kind == "bermo" else None,
             args=training_args,
             train_dataset=datasets["train"],
             eval_dataset=datasets["dev"],
@@ -209,6 +218,7 @@ def train_one(model_kind: str, seed: int, args, datasets, tokenizer) -> dict:
         "wall_time_s": wall_time,
     }
     if model_kind == "bermo":
+        run["mix_learning_rate"] = args.mix_learning_rate
         run["layer_weights"] = model.layer_weights()
     return run
 
@@ -239,6 +249,8 @@ def reusable_runs(paths: list[str], payload: dict) -> dict:
             print(f"not reusing {path}: its settings differ from this run's", flush=True)
             continue
         for run in earlier["runs"]:
+            if run["model"] == "bermo" and run.get("mix_learning_rate") != payload["settings"]["mix_learning_rate"]:
+                continue  # BERT runs do not depend on BERMo's mix learning rate; BERMo runs do
             found.setdefault((run["model"], run["seed"]), {**run, "reused_from": str(path)})
     return found
 
@@ -399,7 +411,9 @@ def main(argv: list[str] | None = None) -> int:
         "command": command,
         "task": "sst2",
         "checkpoint": args.model,
-        "settings": {key: getattr(args, key) for key in ("seeds", *TRAINING_SETTINGS, "target", "threads")},
+        "settings": {
+            key: getattr(args, key) for key in ("seeds", *TRAINING_SETTINGS, "mix_learning_rate", "target", "threads")
+        },
         "train_sampling": "random" if args.no_group_by_length else "group_by_length",
         "num_train": len(datasets["train"]),
         "num_dev": len(datasets["dev"]),
@@ -426,7 +440,8 @@ def main(argv: list[str] | None = None) -> int:
         payload["summary"],
         Path(args.figures_dir) / f"{args.name}.png",
         f"SST-2 dev accuracy, {Path(checkpoint).name if args.model != bench_common.MINILM else 'MiniLM-L6'}, "
-        f"{len(args.seeds)} seed(s): mean and min-max",
+        f"{len(args.seeds)} seed(s): mean and min-max"
+        + (f"; BERMo mix lr {args.mix_learning_rate:g}" if args.mix_learning_rate is not None else ""),
     )
     markdown = summary_markdown(payload["summary"], args.seeds)
     (Path(args.results_dir) / f"{args.name}.md").write_text(f"Command: `{command}`\n\n{markdown}")

@@ -111,6 +111,15 @@ def test_convergence_runs_both_models_and_writes_json_markdown_and_plot(tiny_ber
     assert [run.pop("reused_from") for run in again["runs"]] == [str(tmp_path / "results" / "tiny.json")] * 4
     assert again["runs"] == results["runs"] and again["summary"] == results["summary"]
 
+    # BERMo's mix learning rate leaves BERT's runs reusable and BERMo's not
+    argv += ["--name", "mix_lr", "--mix_learning_rate", "0.01"]
+    assert convergence.main(argv) == 0
+    mix_lr = json.loads((tmp_path / "results" / "mix_lr.json").read_text())
+    assert mix_lr["settings"]["mix_learning_rate"] == 0.01
+    assert [("reused_from" in run, run.get("mix_learning_rate")) for run in mix_lr["runs"]] == [
+        (True, None), (False, 0.01), (True, None), (False, 0.01)
+    ]  # fmt: skip
+
 
 def test_steps_to_target_and_speedup_are_read_off_the_curves():
     def run(model, seed, accuracies):

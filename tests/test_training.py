@@ -147,6 +147,18 @@ def test_mix_learning_rate_defaults_to_the_learning_rate(tiny_config):
     assert {group["lr"] for group in groups} == {3e-5}
 
 
+def test_a_model_without_a_mix_gets_the_plain_trainers_groups(tmp_path):
+    from transformers import BertConfig, BertForSequenceClassification, Trainer
+
+    model = BertForSequenceClassification(BertConfig(**tiny_config_kwargs()))
+    plain = Trainer(model=model, args=_training_args(tmp_path)).create_optimizer()
+    ours = BermoTrainer(model=model, args=_training_args(tmp_path), mix_learning_rate=0.5).create_optimizer()
+    settings = [[(id(p), group["lr"], group["weight_decay"]) for p in group["params"]] for group in plain.param_groups]
+    assert [[(id(p), group["lr"], group["weight_decay"]) for p in group["params"]] for group in ours.param_groups] == (
+        settings
+    )
+
+
 def _training_args(output_dir, **overrides):
     from transformers import TrainingArguments
 
