@@ -167,6 +167,18 @@ def write_json(path: str | Path, payload: dict) -> Path:
     return path
 
 
+def write_report(json_path: str | Path, payload: dict, markdown: str) -> Path:
+    """Writes the results JSON and, beside it, the Markdown tables headed by the command; prints the tables.
+
+    Returns the Markdown file's path.
+    """
+    json_path = write_json(json_path, payload)
+    markdown_path = json_path.with_suffix(".md")
+    markdown_path.write_text(f"Command: `{payload['command']}`\n\n{markdown}")
+    print(markdown)
+    return markdown_path
+
+
 def command_line(argv: list[str] | None, script: str) -> str:
     """The command that reproduces this run, as typed from the repository root."""
     args = sys.argv[1:] if argv is None else argv

@@ -435,7 +435,7 @@ def main(argv: list[str] | None = None) -> int:
     payload["total_wall_time_s"] = time.perf_counter() - start
     payload["sum_of_run_wall_times_s"] = sum(run["wall_time_s"] for run in payload["runs"])
     payload["summary"] = summarize(payload["runs"], args.target)
-    bench_common.write_json(results_path, payload)
+    bench_common.write_report(results_path, payload, summary_markdown(payload["summary"], args.seeds))
     figure = plot(
         payload["summary"],
         Path(args.figures_dir) / f"{args.name}.png",
@@ -443,9 +443,6 @@ def main(argv: list[str] | None = None) -> int:
         f"{len(args.seeds)} seed(s): mean and min-max"
         + (f"; BERMo mix lr {args.mix_learning_rate:g}" if args.mix_learning_rate is not None else ""),
     )
-    markdown = summary_markdown(payload["summary"], args.seeds)
-    (Path(args.results_dir) / f"{args.name}.md").write_text(f"Command: `{command}`\n\n{markdown}")
-    print(markdown)
     print(f"wrote {results_path}, {figure} and {args.name}.md in {payload['total_wall_time_s']:.0f}s", flush=True)
     return 0
 

@@ -110,10 +110,7 @@ def main(argv: list[str] | None = None) -> int:
 
     name = Path(args.size).name if args.size not in (bench_common.MINILM, bench_common.BERT_BASE_RANDOM) else args.size
     output = Path(args.output or bench_common.RESULTS_DIR / f"op_profile_{name}.json")
-    bench_common.write_json(output, payload)
-    markdown = report_markdown(payload)
-    output.with_suffix(".md").write_text(f"Command: `{payload['command']}`\n\n{markdown}")
-    print(markdown)
+    bench_common.write_report(output, payload, report_markdown(payload))
     print(f"wrote {output}", flush=True)
     return 0
 

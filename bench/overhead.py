@@ -392,9 +392,7 @@ def main(argv: list[str] | None = None) -> int:
         payload["results"].append(measure_size(size, args, device))
         payload["wall_time_s"] = time.perf_counter() - start
         bench_common.write_json(output, payload)
-    markdown = report_markdown(payload)
-    output.with_suffix(".md").write_text(f"Command: `{payload['command']}`\n\n{markdown}")
-    print(markdown)
+    bench_common.write_report(output, payload, report_markdown(payload))
     print(f"wrote {output} and {output.with_suffix('.md').name} in {payload['wall_time_s']:.0f}s", flush=True)
     return 0
 
