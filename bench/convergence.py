@@ -12,6 +12,8 @@ MNLI), BERMo's final layer weights averaged over seeds.
 
     python bench/convergence.py --quick      # one seed, 120 steps, 200 dev sentences
     python bench/convergence.py              # 3 seeds, 600 steps, full dev set
+    python bench/convergence.py --mix_learning_rate 1e-2 --name convergence_sst2_mix_lr_1e-2 \
+        --reuse bench/results/convergence_sst2.json   # BERMo again with a faster mix; BERT's runs reused
 """
 
 import argparse
