@@ -92,6 +92,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             setattr(args, key, value)
     if args.max_steps < 1 or args.eval_every < 1:
         parser.error("--max_steps and --eval_every must be positive")
+    if args.learning_rate <= 0 or (args.mix_learning_rate is not None and args.mix_learning_rate <= 0):
+        parser.error("--learning_rate and --mix_learning_rate must be positive")
     return args
 
 

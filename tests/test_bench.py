@@ -121,6 +121,19 @@ def test_convergence_runs_both_models_and_writes_json_markdown_and_plot(tiny_ber
     ]  # fmt: skip
 
 
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--max_steps", "0"], "--max_steps and --eval_every must be positive"),
+        (["--mix_learning_rate=-1e-3"], "--learning_rate and --mix_learning_rate must be positive"),
+    ],
+)
+def test_convergence_refuses_non_positive_settings(flags, message, capsys):
+    with pytest.raises(SystemExit):
+        convergence.parse_args(flags)
+    assert message in capsys.readouterr().err
+
+
 def test_steps_to_target_and_speedup_are_read_off_the_curves():
     def run(model, seed, accuracies):
         curve = [{"step": 10 * i, "dev_accuracy": a, "train_loss": None} for i, a in enumerate(accuracies)]
