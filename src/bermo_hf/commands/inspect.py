@@ -39,11 +39,6 @@ def load_bermo_model(checkpoint: str):
     return AutoModel.from_pretrained(checkpoint)
 
 
-def load_layer_weights(checkpoint: str) -> LayerWeights:
-    """The layer weights of a BERMo checkpoint (folder or Hub id), whatever its head."""
-    return LayerWeights.from_model(load_bermo_model(checkpoint))
-
-
 @reports_usage_errors("inspect")
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(

@@ -65,27 +65,9 @@ def build_pruning_trainer(
     `training.build_trainer`), in a `PruningBermoTrainer` that attaches the pruning masks to the model.
 
     `trainer.label_space` holds the `LabelSpace`, `trainer.pruner` the `Pruner`."""
-    # build_trainer makes a BermoTrainer; the same pieces are handed to a pruning one.
-    base = build_trainer(model_args, data_args, training_args)
-    own_callbacks = [callback for callback in base.callback_handler.callbacks if _is_bermo_callback(callback)]
-    trainer = PruningBermoTrainer(
-        model=base.model,
-        args=training_args,
-        train_dataset=base.train_dataset,
-        eval_dataset=base.eval_dataset,
-        processing_class=base.processing_class,
-        data_collator=base.data_collator,
-        compute_metrics=base.compute_metrics,
-        callbacks=own_callbacks,
-        mix_learning_rate=model_args.mix_learning_rate,
-        pruning_args=pruning_args,
+    return build_trainer(
+        model_args, data_args, training_args, trainer_class=PruningBermoTrainer, pruning_args=pruning_args
     )
-    trainer.label_space = base.label_space
-    return trainer
-
-
-def _is_bermo_callback(callback) -> bool:
-    return type(callback).__module__.startswith("bermo_hf.")
 
 
 def prune_and_evaluate(trainer: PruningBermoTrainer) -> dict:
