@@ -169,7 +169,7 @@ def test_magnitude_prunes_smallest_and_never_regrows():
 
 
 class CheckMaskedWeights(TrainerCallback):
-    """After every optimizer step: the model's weights are zero wherever the masks are, and the masks are exact."""
+    """After every optimizer step: each pruned matrix holds exactly the scheduled share of zero weights."""
 
     def __init__(self, pruner):
         self.pruner = pruner
@@ -178,12 +178,8 @@ class CheckMaskedWeights(TrainerCallback):
     def on_step_end(self, args, state, control, **kwargs):
         if self.pruner.applied:
             return
-        weights = [module.weight for module in self.pruner.targets.values()]
-        for module, weight in zip(self.pruner.targets.values(), weights, strict=True):
-            mask = module.parametrizations.weight[0].mask
-            assert (weight[~mask] == 0).all()
-        zeros = sum(int((w == 0).sum()) for w in weights)
-        assert zeros == sum(round(self.pruner.sparsity * w.numel()) for w in weights)  # per-matrix pruning
+        for module in self.pruner.targets.values():  # per-matrix pruning: each matrix at the scheduled sparsity
+            assert int((module.weight == 0).sum()) == round(self.pruner.sparsity * module.weight.numel())
         self.checked_steps += 1
 
 

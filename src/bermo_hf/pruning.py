@@ -279,8 +279,7 @@ class SigmoidThresholdMask(nn.Module):
         return torch.sigmoid(self.scores.detach()) > self.threshold
 
     def forward(self, weight: torch.Tensor) -> torch.Tensor:
-        mask = torch.sigmoid(self.scores) > self.threshold
-        return weight * _StraightThrough.apply(self.scores, mask).to(weight.dtype)
+        return weight * _StraightThrough.apply(self.scores, self.mask).to(weight.dtype)
 
 
 _MASK_CLASSES = {"magnitude": WeightMask, "movement": TopKScoreMask, "soft-movement": SigmoidThresholdMask}
