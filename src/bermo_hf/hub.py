@@ -92,25 +92,21 @@ def save_layer_weights_chart(layer_weights: LayerWeights, path: str | Path, titl
     """Draws the per-depth weights as a bar chart PNG at `path`. Returns False (writing nothing) when matplotlib, an
     optional extra (`pip install bermo-hf[plot]`), is not installed."""
     try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        from matplotlib import pyplot
+        # A bare Figure draws without pyplot, so saving a model never switches the caller's matplotlib backend.
+        from matplotlib.figure import Figure
     except ImportError:
         return False
-    figure, axes = pyplot.subplots(figsize=(max(4.0, 0.6 * len(layer_weights.weights) + 1.5), 3.2))
-    try:
-        axes.bar(layer_weights.depth_names, layer_weights.weights, color="tab:blue")
-        axes.axhline(1 / len(layer_weights.weights), color="gray", linestyle="--", linewidth=1, label="uniform")
-        axes.set_ylabel("softmax weight")
-        summary = f"gamma={layer_weights.gamma:.3f}, expected layer={layer_weights.expected_layer:.2f}"
-        axes.set_title(title or f"BERMo layer weights ({summary})", fontsize=9)
-        axes.tick_params(axis="x", labelrotation=45, labelsize=8)
-        axes.legend(fontsize=8)
-        figure.tight_layout()
-        figure.savefig(path, dpi=100)
-    finally:
-        pyplot.close(figure)
+    figure = Figure(figsize=(max(4.0, 0.6 * len(layer_weights.weights) + 1.5), 3.2))
+    axes = figure.subplots()
+    axes.bar(layer_weights.depth_names, layer_weights.weights, color="tab:blue")
+    axes.axhline(1 / len(layer_weights.weights), color="gray", linestyle="--", linewidth=1, label="uniform")
+    axes.set_ylabel("softmax weight")
+    summary = f"gamma={layer_weights.gamma:.3f}, expected layer={layer_weights.expected_layer:.2f}"
+    axes.set_title(title or f"BERMo layer weights ({summary})", fontsize=9)
+    axes.tick_params(axis="x", labelrotation=45, labelsize=8)
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
     return True
 
 
