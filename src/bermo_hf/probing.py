@@ -523,7 +523,7 @@ def finetune_task(
             remove_columns=["sentence"],
         )
 
-    label_space = LabelSpace(list(data.label_names), False, dict(enumerate(data.label_names)))
+    label_space = LabelSpace(list(data.label_names), False, {i: i for i in range(data.num_labels)})
     set_seed(args.seed)
     with _reported_as_probing_error(args.model_name_or_path):
         model = load_model(ModelArguments(args.model_name_or_path, baseline=baseline), label_space)
@@ -576,7 +576,8 @@ def run_finetune(args: ProbingArguments, tasks: list[TaskData]) -> dict[str, dic
                 entry[f"{key}_val"], entry[key], layer_weights = finetune_task(
                     data, args, baseline, tokenizer, work_dir
                 )
-        entry["layer_weights"] = layer_weights.to_dict()
+            if key == "bermo":
+                entry["layer_weights"] = layer_weights.to_dict()
         results[data.task.name] = entry
     return results
 
