@@ -7,6 +7,7 @@ The scripts in `bench/` import this module by name: run as `python bench/SCRIPT.
 import json
 import os
 import platform
+import shlex
 import statistics
 import subprocess
 import sys
@@ -91,6 +92,14 @@ def build_pair(checkpoint: str, num_labels: int = 2, seed: int = 0):
     if missing or result.unexpected_keys:
         raise RuntimeError(f"BERT and BERMo weights differ: missing {missing}, unexpected {result.unexpected_keys}")
     return bert, bermo
+
+
+def build_comparable(kind: str, checkpoint: str, num_labels: int = 2, seed: int = 0):
+    """The `kind` (`"bert"` or `"bermo"`) model of `build_pair(checkpoint, num_labels, seed)`, building BERMo's BERT
+    partner only when it is needed, to copy its weights."""
+    if kind == "bert":
+        return build_model("bert", checkpoint, num_labels, seed)
+    return build_pair(checkpoint, num_labels, seed)[1]
 
 
 def library_versions() -> dict:
@@ -182,4 +191,4 @@ def write_report(json_path: str | Path, payload: dict, markdown: str) -> Path:
 def command_line(argv: list[str] | None, script: str) -> str:
     """The command that reproduces this run, as typed from the repository root."""
     args = sys.argv[1:] if argv is None else argv
-    return " ".join(["python", f"bench/{script}", *args])
+    return shlex.join(["python", f"bench/{script}", *args])

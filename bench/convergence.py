@@ -160,8 +160,7 @@ def train_one(model_kind: str, seed: int, args, datasets, tokenizer) -> dict:
 
     from bermo_hf.training import BermoTrainer
 
-    bert, bermo = bench_common.build_pair(args.model, num_labels=2, seed=seed)
-    model = {"bert": bert, "bermo": bermo}[model_kind]
+    model = bench_common.build_comparable(model_kind, args.model, num_labels=2, seed=seed)
     tag = f"{LABELS[model_kind]} seed {seed}"
     with tempfile.TemporaryDirectory() as output_dir:
         training_args = TrainingArguments(
@@ -294,14 +293,15 @@ def summarize(runs: list[dict], target_fraction: float) -> dict:
     for kind, kind_runs in by_model.items():
         per_seed = {run["seed"]: first_step_reaching(run["curve"], target) for run in kind_runs}
         reached = [steps for steps in per_seed.values() if steps is not None]
+        curve = mean_curve(kind_runs)
         summary["models"][kind] = {
             "best_accuracy": _mean_std([run["best_accuracy"] for run in kind_runs]),
             "final_accuracy": _mean_std([run["final_accuracy"] for run in kind_runs]),
             "wall_time_s": _mean_std([run["wall_time_s"] for run in kind_runs]),
             "steps_to_target_per_seed": per_seed,
             "steps_to_target_mean_over_seeds": statistics.fmean(reached) if len(reached) == len(per_seed) else None,
-            "steps_to_target_of_mean_curve": first_step_reaching(mean_curve(kind_runs), target),
-            "mean_curve": mean_curve(kind_runs),
+            "steps_to_target_of_mean_curve": first_step_reaching(curve, target),
+            "mean_curve": curve,
         }
     bert, bermo = summary["models"]["bert"], summary["models"]["bermo"]
     summary["speedup_mean_curve"] = _ratio(

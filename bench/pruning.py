@@ -134,8 +134,7 @@ def run_one(model_kind: str, seed: int, pruning: dict, args, data, tokenizer, la
     from bermo_hf.training import build_compute_metrics
 
     set_seed(seed)
-    bert, bermo = bench_common.build_pair(args.model, num_labels=label_space.num_labels, seed=seed)
-    model = bert if model_kind == "bert" else bermo
+    model = bench_common.build_comparable(model_kind, args.model, num_labels=label_space.num_labels, seed=seed)
     pruning_args = PruningArguments(**pruning, **schedule(args.max_steps))
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as output_dir:

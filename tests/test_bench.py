@@ -66,6 +66,10 @@ def test_build_pair_starts_bert_and_bermo_from_identical_weights(tiny_bert):
     for name, tensor in bert.state_dict().items():
         assert torch.equal(tensor, bermo_state[name]), name
     assert sorted(set(bermo_state) - set(bert.state_dict())) == ["bert.layer_mix.gamma", "bert.layer_mix.weights"]
+    for kind, model in (("bert", bert), ("bermo", bermo)):
+        alone = bench_common.build_comparable(kind, tiny_bert, seed=3).state_dict()
+        assert alone.keys() == model.state_dict().keys()
+        assert all(torch.equal(tensor, alone[name]) for name, tensor in model.state_dict().items()), kind
 
 
 def test_convergence_runs_both_models_and_writes_json_markdown_and_plot(tiny_bert, tiny_sst2, tmp_path, capsys):
