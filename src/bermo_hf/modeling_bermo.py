@@ -220,15 +220,17 @@ class BermoPreTrainedModel(BertPreTrainedModel):
         self.config.auto_map = dict(AUTO_MAP)
         result = super().save_pretrained(save_directory, *args, is_main_process=is_main_process, **kwargs)
         if is_main_process:
-            for write_model_card in MODEL_CARD_WRITERS:
-                write_model_card(self, save_directory)
+            self._write_model_cards(save_directory)
         return result
 
     def _upload_modified_files(self, working_dir, *args, **kwargs):
         # `push_to_hub` writes transformers' generic README.md after `save_pretrained`: write the model card again.
-        for write_model_card in MODEL_CARD_WRITERS:
-            write_model_card(self, working_dir)
+        self._write_model_cards(working_dir)
         return super()._upload_modified_files(working_dir, *args, **kwargs)
+
+    def _write_model_cards(self, directory) -> None:
+        for write_model_card in MODEL_CARD_WRITERS:
+            write_model_card(self, directory)
 
     def layer_weights(self) -> dict:
         """The mix as plain numbers: `{"weights": softmax(w) per depth, "gamma": gamma}` (depth 0 is the embedding
