@@ -319,3 +319,17 @@ def test_cli_reports_a_missing_checkpoint_in_one_line(data_dir, tmp_path, capsys
     assert status == 1
     error = capsys.readouterr().err.strip()
     assert error.startswith("bermo probe: error:") and "nowhere" in error and error.count("\n") == 0
+
+
+@pytest.mark.parametrize("c_values", [[1e-6, 1.0], [1.0, 1e-6]])
+def test_depth_probe_selects_its_regularization_on_va(c_values):
+    # One feature carries the label; C=1e-6 regularizes it away (chance), C=1 finds it, whichever comes first.
+    generator = np.random.default_rng(0)
+    features, labels = {}, {}
+    for split, count in (("tr", 200), ("va", 100), ("te", 100)):
+        labels[split] = generator.integers(0, 2, count)
+        features[split] = generator.normal(size=(count, 8))
+        features[split][:, 3] += 3 * (2 * labels[split] - 1)
+    result = fit_depth_probe(features, labels, c_values, max_iter=1000, seed=0)
+    assert result.c == 1.0
+    assert result.val_accuracy > 90 and result.test_accuracy > 90
