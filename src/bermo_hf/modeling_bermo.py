@@ -5,12 +5,14 @@ machines without ``bermo_hf``: it imports ``torch``, ``transformers`` and ``conf
 APIs that transformers 4.57 and 5.x both have.
 
 How the mix is computed: ``BermoModel`` is ``transformers.BertModel`` with forward hooks on the embeddings and on every
-encoder layer. Each depth's output is added to the mix as it is produced (a running sum, so no depth outlives its use
-when no gradient is recorded), and a hook on the encoder hands the mixed sequence to BERT's pooler in place of the last
+encoder layer. Each forward pass creates its own ``_MixCall``, which the hooks find through a context variable (so
+threads sharing the model and calls nested inside a call each feed their own sum), adds each depth as it is produced
+(without gradients no depth outlives its use), and hands the mixed sequence to BERT's pooler in place of the last
 layer's output. Sequence classification and multiple choice mix only the first token, the only one the pooler reads.
 """
 
 import math
+from contextvars import ContextVar
 
 import torch
 from torch import nn
@@ -42,7 +44,9 @@ class BermoLayerMix(nn.Module):
         mixed = gamma * sum_j softmax(weights)_j * h_j
 
     `weights` holds one scalar per depth (1-D, `config.num_mix_depths`), `gamma` one scale (0-D). The softmax is
-    computed in float32 whatever the parameters' dtype, and its result cast to the activations' dtype.
+    computed in float32 whatever the parameters' dtype, and its result cast to the activations' dtype. The sum is
+    taken on the device of `weights`; the result is returned on the device of the last depth, where BERT's own
+    encoder output would be.
     """
 
     def __init__(self, config: BermoConfig):
@@ -51,9 +55,8 @@ class BermoLayerMix(nn.Module):
         self.init = config.layer_mix_init
         self.dropout = config.layer_mix_dropout
         self.layer_norm = config.layer_mix_layer_norm
-        self.weights = nn.Parameter(torch.zeros(self.num_depths))
+        self.weights = nn.Parameter(self.initial_weights())
         self.gamma = nn.Parameter(torch.ones(()))
-        self.reset_parameters()
 
     def initial_weights(self) -> torch.Tensor:
         """The documented start of `weights`: zeros (`"uniform"`), or the last depth holding 90% of the mass."""
@@ -64,12 +67,15 @@ class BermoLayerMix(nn.Module):
         return weights
 
     @torch.no_grad()
-    def reset_parameters(self) -> None:
-        """Sets `weights` to `initial_weights()` and `gamma` to 1."""
-        if self.weights.device.type == "meta":
-            return
-        self.weights.copy_(self.initial_weights())
-        self.gamma.fill_(1.0)
+    def reset_parameters(self, keep_loaded: bool = False) -> None:
+        """Sets `weights` to `initial_weights()` and `gamma` to 1.
+
+        With `keep_loaded`, a parameter that transformers marked as loaded from a checkpoint (`_is_hf_initialized`)
+        keeps its value: some releases (5.0-5.2) initialize modules whose parameters were already loaded."""
+        for parameter, value in ((self.weights, self.initial_weights()), (self.gamma, torch.ones(()))):
+            if parameter.device.type == "meta" or (keep_loaded and getattr(parameter, "_is_hf_initialized", False)):
+                continue
+            parameter.copy_(value)
 
     def normalized_weights(self) -> torch.Tensor:
         """`softmax(weights)` in float32; in training, layer dropout leaves depths out (never all of them)."""
@@ -83,14 +89,19 @@ class BermoLayerMix(nn.Module):
             logits = logits.masked_fill(dropped, float("-inf"))
         return torch.softmax(logits, dim=0)
 
-    def start(self, attention_mask: torch.Tensor | None = None, first_token_only: bool = False) -> "_MixSum":
+    def start(self, attention_mask: torch.Tensor | None = None, first_token_only: bool = False) -> "RunningMix":
         """Begins a running mix: `add()` each depth in order, then `result()`."""
-        return _MixSum(self, attention_mask, first_token_only)
+        return RunningMix(self, attention_mask, first_token_only)
 
-    def forward(self, depth_states: list[torch.Tensor], attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """Mixes `num_depths` tensors of shape `(batch, seq, hidden)`; `attention_mask` (`(batch, seq)`, 1 for real
-        tokens) is used by the layer norm only."""
-        mix = self.start(attention_mask)
+    def forward(
+        self,
+        depth_states: list[torch.Tensor],
+        attention_mask: torch.Tensor | None = None,
+        first_token_only: bool = False,
+    ) -> torch.Tensor:
+        """Mixes `num_depths` tensors of shape `(batch, seq, hidden)` (only position 0 of each with
+        `first_token_only`); `attention_mask` (`(batch, seq)`, 1 for real tokens) is used by the layer norm only."""
+        mix = self.start(attention_mask, first_token_only)
         for state in depth_states:
             mix.add(state)
         return mix.result()
@@ -99,36 +110,46 @@ class BermoLayerMix(nn.Module):
         return f"num_depths={self.num_depths}, init={self.init!r}, dropout={self.dropout}, layer_norm={self.layer_norm}"
 
 
-class _MixSum:
-    """One forward pass's running sum `sum_j s_j * h_j`, fed one depth at a time."""
+class RunningMix:
+    """`gamma * sum_j s_j * h_j`, fed one depth at a time: a depth is added as soon as it exists and is then free to
+    go. Made by `BermoLayerMix.start()`; one per forward pass, never shared."""
 
     def __init__(self, mix: BermoLayerMix, attention_mask: torch.Tensor | None, first_token_only: bool):
         if mix.layer_norm and attention_mask is not None and attention_mask.dim() != 2:
             shape = tuple(attention_mask.shape)
             raise ValueError(f"layer_mix_layer_norm needs a (batch, seq) attention_mask of 0/1, got shape {shape}.")
-        self.mix = mix
+        self.num_depths = mix.num_depths
+        self.layer_norm = mix.layer_norm
         self.weights = mix.normalized_weights()
+        self.gamma = mix.gamma
         self.attention_mask = attention_mask
         self.first_token_only = first_token_only
         self.depths_added = 0
         self.total = None
+        self.output_device = None
 
     def add(self, state: torch.Tensor) -> None:
-        if self.depths_added == self.mix.num_depths:
-            raise ValueError(f"the layer mix has {self.mix.num_depths} depths and received one more.")
-        if self.mix.layer_norm:
+        """Adds `s_j * h_j` for the next depth `j`."""
+        if self.depths_added == self.num_depths:
+            raise ValueError(f"the layer mix has {self.num_depths} depths and received one more.")
+        self.output_device = state.device
+        if self.layer_norm:
             state = _normalize_per_sequence(state, self.attention_mask, self.first_token_only)
         elif self.first_token_only:
             # A copy, so that the mix does not keep the depth's whole (batch, seq, hidden) storage alive for backward.
             state = state[:, :1].contiguous()
+        # With the model split over devices (`device_map`), each depth joins the sum on the mix's device.
+        state = state.to(self.weights.device)
         term = self.weights[self.depths_added].to(state.dtype) * state
         self.total = term if self.total is None else self.total + term
         self.depths_added += 1
 
     def result(self) -> torch.Tensor:
-        if self.depths_added != self.mix.num_depths:
-            raise ValueError(f"the layer mix has {self.mix.num_depths} depths but received {self.depths_added}.")
-        return self.mix.gamma.to(self.total.dtype) * self.total
+        """The mixed sequence, on the last depth's device."""
+        if self.depths_added != self.num_depths:
+            raise ValueError(f"the layer mix has {self.num_depths} depths but received {self.depths_added}.")
+        mixed = self.gamma.to(self.total.device, self.total.dtype) * self.total
+        return mixed.to(self.output_device)
 
 
 def _normalize_per_sequence(
@@ -141,7 +162,7 @@ def _normalize_per_sequence(
     if attention_mask is None:
         weights = torch.ones_like(values[..., :1])
     else:
-        weights = attention_mask[:, :, None].to(values.dtype)
+        weights = attention_mask[:, :, None].to(values.device, values.dtype)
     count = weights.sum(dim=(1, 2), keepdim=True) * values.shape[-1]
     mean = (values * weights).sum(dim=(1, 2), keepdim=True) / count
     variance = (((values - mean) * weights) ** 2).sum(dim=(1, 2), keepdim=True) / count
@@ -150,41 +171,81 @@ def _normalize_per_sequence(
     return ((values - mean) * torch.rsqrt(variance + eps)).to(state.dtype)
 
 
-class _PendingMix:
-    """What the depth hooks feed during one `BermoModel` forward pass.
+class _MixCall:
+    """What the hooks of one `BermoModel` forward pass feed: its depth sources in order, and their running mix.
 
-    Without a gradient every depth goes into the running sum at once and is then free to go. With one, the depths
-    are alive anyway (autograd keeps them for backward) and are summed when the encoder is done: outside any
-    gradient-checkpointed region, so that a recomputation never replays the mix."""
+    Without a gradient every depth goes into the running sum at once. With one, the depths are alive anyway (autograd
+    keeps them for backward) and are summed when the encoder is done: outside any gradient-checkpointed region, so
+    that a recomputation never replays the mix."""
 
-    def __init__(self, mix: BermoLayerMix, attention_mask: torch.Tensor | None, first_token_only: bool):
-        self.sum = mix.start(attention_mask, first_token_only)
+    def __init__(self, sources: list[nn.Module], encoder: nn.Module, mix: RunningMix):
+        self.sources = sources
+        self.encoder = encoder
+        self.mix = mix
+        self.received = 0
         self.deferred = [] if torch.is_grad_enabled() else None
+        self.mixed = None
 
-    def receive(self, state: torch.Tensor) -> None:
+    def receive(self, source: nn.Module, state: torch.Tensor) -> None:
+        if self.received == len(self.sources) or source is not self.sources[self.received]:
+            return  # a module of this model called on its own, from inside the pass: not one of the pass's depths
+        self.received += 1
         if self.deferred is None:
-            self.sum.add(state)
+            self.mix.add(state)
         else:
             self.deferred.append(state)
 
-    def result(self) -> torch.Tensor:
+    def finish(self) -> torch.Tensor:
         for state in self.deferred or ():
-            self.sum.add(state)
+            self.mix.add(state)
         self.deferred = None
-        return self.sum.result()
+        self.mixed = self.mix.result()
+        return self.mixed
+
+
+# The `_MixCall` of the innermost forward pass in progress. A context variable gives every thread its own, and a
+# nested call restores its caller's on the way out, so threads sharing a model and calls nested inside a call never
+# see each other's sums. torch.compile cannot trace a ContextVar: while it traces, a plain stack serves (dynamo traces
+# in one thread at a time, and a compiled graph keeps no Python state when it runs).
+_ACTIVE_CALL: ContextVar["_MixCall | None"] = ContextVar("bermo_active_mix_call", default=None)
+_TRACED_CALLS: list = []
+
+
+def _is_compiling() -> bool:
+    return torch.compiler.is_compiling()
+
+
+def _enter(call: _MixCall):
+    if _is_compiling():
+        _TRACED_CALLS.append(call)
+        return None
+    return _ACTIVE_CALL.set(call)
+
+
+def _leave(token) -> None:
+    if token is None:
+        _TRACED_CALLS.pop()
+    else:
+        _ACTIVE_CALL.reset(token)
+
+
+def _innermost_call() -> "_MixCall | None":
+    if _is_compiling():
+        return _TRACED_CALLS[-1] if _TRACED_CALLS else None
+    return _ACTIVE_CALL.get()
 
 
 def _receive_depth(module: nn.Module, args, output) -> None:
-    pending = module.__dict__.get("_bermo_pending_mix")
-    if pending is not None:
-        pending.receive(output[0] if isinstance(output, tuple) else output)
+    call = _innermost_call()
+    if call is not None:
+        call.receive(module, output[0] if isinstance(output, tuple) else output)
 
 
 def _replace_encoder_output(module: nn.Module, args, output):
-    pending = module.__dict__.get("_bermo_pending_mix")
-    if pending is None:
+    call = _innermost_call()
+    if call is None or module is not call.encoder:
         return None
-    mixed = pending.result()
+    mixed = call.finish()
     if isinstance(output, tuple):
         return (mixed,) + tuple(output[1:])
     output.last_hidden_state = mixed
@@ -203,7 +264,8 @@ class BermoPreTrainedModel(BertPreTrainedModel):
     def _init_weights(self, module):
         super()._init_weights(module)
         if isinstance(module, BermoLayerMix):
-            module.reset_parameters()
+            # Only a mix missing from the checkpoint starts afresh; a loaded one keeps its trained values.
+            module.reset_parameters(keep_loaded=True)
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
@@ -295,11 +357,6 @@ class BermoModel(BermoPreTrainedModel, BertModel):
         embeddings = [self.embeddings] if self.config.include_embeddings else []
         return embeddings + list(self.encoder.layer)
 
-    def _set_pending_mix(self, pending: _PendingMix | None) -> None:
-        # The state lives on the hooked modules themselves, so that `nn.DataParallel` replicas each see their own.
-        for tap in self._depth_sources() + [self.encoder]:
-            tap.__dict__["_bermo_pending_mix"] = pending
-
     def forward(
         self,
         input_ids: torch.Tensor | None = None,
@@ -327,7 +384,8 @@ class BermoModel(BermoPreTrainedModel, BertModel):
         for name, value in (("output_attentions", output_attentions), ("output_hidden_states", output_hidden_states)):
             if value is not None:
                 kwargs[name] = value
-        self._set_pending_mix(_PendingMix(self.layer_mix, attention_mask, mix_first_token_only))
+        call = _MixCall(self._depth_sources(), self.encoder, self.layer_mix.start(attention_mask, mix_first_token_only))
+        token = _enter(call)
         try:
             outputs = super().forward(
                 input_ids=input_ids,
@@ -339,7 +397,13 @@ class BermoModel(BermoPreTrainedModel, BertModel):
                 **kwargs,
             )
         finally:
-            self._set_pending_mix(None)
+            _leave(token)
+        if call.mixed is None:
+            raise RuntimeError(
+                "BERMo's layer mix was not applied: the encoder's output never reached it (is the encoder replaced, or "
+                "was part of this forward pass run by a different tracing mode?). Refusing to return BERT's plain "
+                "last layer as if it were mixed."
+            )
         return outputs if return_dict else outputs.to_tuple()
 
 
