@@ -1,0 +1,110 @@
+"""Every transformers release the package accepts gives the same numbers: the oldest (4.57.6), the releases around
+the loading change that once reset a trained mix (5.0.0, 5.2.0, 5.3.0), and the installed newest.
+
+Each older release lives in a folder of its own, `$BERMO_TRANSFORMERS_RELEASES/<version>` (transformers with the hub
+client and tokenizers of its line, as `.ci/run` installs them), put first on PYTHONPATH of a fresh process that runs
+`release_check.py`. Without that variable the tests skip, except under CI (`CI=true`), where they fail."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import BertTokenizerFast
+
+from bermo_hf import BermoConfig, BermoForSequenceClassification
+
+from .conftest import tiny_config_kwargs
+
+RELEASES = ("4.57.6", "5.0.0", "5.2.0", "5.3.0")
+TEXTS = ["a gripping and beautifully acted film", "the plot is thin and the jokes fall flat", "what a film"]
+SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+CHECK_SCRIPT = Path(__file__).with_name("release_check.py")
+
+
+@pytest.fixture(scope="module")
+def releases_dir() -> Path:
+    path = os.environ.get("BERMO_TRANSFORMERS_RELEASES")
+    if not path:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("BERMO_TRANSFORMERS_RELEASES (a folder of transformers releases) is required under CI")
+        pytest.skip("BERMO_TRANSFORMERS_RELEASES is not set")
+    return Path(path)
+
+
+def run_under(release_dir: Path, tmp_path: Path, *args: str) -> dict:
+    assert (release_dir / "transformers").is_dir(), f"{release_dir} holds no transformers package"
+    pythonpath = os.pathsep.join(filter(None, [str(release_dir), os.environ.get("PYTHONPATH")]))
+    env = dict(os.environ, PYTHONPATH=pythonpath, HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(tmp_path / "modules"))
+    result = subprocess.run(
+        [sys.executable, str(CHECK_SCRIPT), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=600,
+        stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    (line,) = [line for line in result.stdout.splitlines() if line.startswith("RESULT ")]
+    return json.loads(line.removeprefix("RESULT "))
+
+
+def save_tiny_tokenizer(folder: Path) -> BertTokenizerFast:
+    words = sorted({word for text in TEXTS for word in text.split()})
+    vocab_file = folder.parent / "vocab.txt"
+    vocab_file.write_text("\n".join(SPECIAL_TOKENS + words) + "\n")
+    tokenizer = BertTokenizerFast(vocab_file=str(vocab_file))
+    tokenizer.save_pretrained(folder)
+    return tokenizer
+
+
+@pytest.fixture(scope="module")
+def trained_folder(tmp_path_factory):
+    """A tiny classifier with a trained-looking mix and named classes, saved with the installed transformers."""
+    folder = tmp_path_factory.mktemp("saved") / "bermo"
+    torch.manual_seed(0)
+    id2label = {0: "negative", 1: "neutral", 2: "positive"}
+    config = BermoConfig(
+        **tiny_config_kwargs(num_labels=3, id2label=id2label, label2id={v: k for k, v in id2label.items()})
+    )
+    model = BermoForSequenceClassification(config).eval()
+    with torch.no_grad():
+        model.bert.layer_mix.weights.copy_(torch.tensor([0.5, -0.25, 1.5]))
+        model.bert.layer_mix.gamma.fill_(0.75)
+        model.classifier.bias.copy_(torch.tensor([0.1, -0.2, 0.3]))
+    model.save_pretrained(folder)
+    tokenizer = save_tiny_tokenizer(folder)
+    inputs = dict(tokenizer(TEXTS, padding=True))
+    with torch.no_grad():
+        logits = model(**{name: torch.tensor(inputs[name]) for name in ("input_ids", "attention_mask")}).logits
+    labels = [id2label[index] for index in logits.argmax(-1).tolist()]
+    return folder, {**inputs, "texts": TEXTS}, logits, labels
+
+
+@pytest.mark.parametrize("release", RELEASES)
+def test_a_saved_model_loads_through_its_remote_code_to_identical_logits_and_labels(
+    release, releases_dir, trained_folder, tmp_path
+):
+    folder, inputs, logits, labels = trained_folder
+    loaded = run_under(releases_dir / release, tmp_path, "remote", str(folder), json.dumps(inputs))
+    assert loaded["transformers"] == release
+    assert loaded["module"].startswith("transformers_modules.")
+    torch.testing.assert_close(torch.tensor(loaded["logits"]), logits, rtol=0, atol=1e-6)
+    assert loaded["labels"] == labels
+
+
+@pytest.mark.parametrize("release", RELEASES)
+def test_the_package_trains_saves_and_reloads_exactly(release, releases_dir, tmp_path):
+    result = run_under(releases_dir / release, tmp_path, "package", str(tmp_path / "out"))
+    assert result["transformers"] == release
+    assert result["mix_moved"]
+    assert result["logits_after_reloading"] == result["logits_before_saving"]
+    # ... and what that release saved loads here, with the installed newest, to the same numbers.
+    model = BermoForSequenceClassification.from_pretrained(tmp_path / "out" / "saved").eval()
+    with torch.no_grad():
+        logits = model(input_ids=torch.tensor(result["input_ids"])).logits
+    torch.testing.assert_close(logits, torch.tensor(result["logits_before_saving"]), rtol=0, atol=1e-6)
