@@ -7,23 +7,25 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from ..errors import BermoError
 
-class BermoUsageError(Exception):
+
+class BermoUsageError(BermoError):
     """A problem with what the user asked for (a missing file, a missing column, ...).
 
     The `bermo` commands print its message as one line on stderr and exit with status 1, without a traceback."""
 
 
 def reports_usage_errors(command: str) -> Callable:
-    """Decorates a command's `main(argv) -> int` so that a `BermoUsageError` becomes `bermo COMMAND: message` on
-    stderr and exit status 1."""
+    """Decorates a command's `main(argv) -> int` so that a `BermoError` (a `BermoUsageError` included) becomes
+    `bermo COMMAND: error: message` on stderr and exit status 1."""
 
     def decorate(main: Callable[[list[str]], int]) -> Callable[[list[str]], int]:
         @functools.wraps(main)
         def wrapped(argv: list[str]) -> int:
             try:
                 return main(argv)
-            except BermoUsageError as error:
+            except BermoError as error:
                 print(f"bermo {command}: error: {error}", file=sys.stderr)
                 return 1
 
