@@ -16,6 +16,7 @@ COMMANDS = {
     "demo": ("bermo_hf.commands.demo", "convert, fine-tune, reload and predict end to end on the bundled sample"),
     "prune": ("bermo_hf.commands.prune", "fine-tune with magnitude or movement pruning and report sparsity"),
     "probe": ("bermo_hf.commands.probe", "SentEval probing of BERT and BERMo, fine-tuned or frozen"),
+    "export": ("bermo_hf.commands.export", "export a checkpoint to ONNX and check it against PyTorch"),
 }
 
 
