@@ -179,11 +179,83 @@ def test_train_bad_input_leaves_the_output_folder_as_it_was(tiny_bert, tmp_path,
     out = tmp_path / "out"
     out.mkdir()
     (out / "earlier-run.txt").write_text("kept")
-    args = ["train", "--model_name_or_path", tiny_bert, "--output_dir", out, *make_args(tmp_path)]
-    status, _, err = run_bermo(capsys, *args)
+    args = ["train", "--model_name_or_path", tiny_bert, "--output_dir", out, "--overwrite_output_dir"]
+    status, _, err = run_bermo(capsys, *args, *make_args(tmp_path))
     assert_one_line_error(status, err, "bermo train: error:", *fragments)
     assert [path.name for path in out.iterdir()] == ["earlier-run.txt"]
     assert not list(tmp_path.glob(".out.*"))
+
+
+def test_train_bad_input_into_a_new_folder_leaves_no_folder(tiny_bert, tmp_path, capsys):
+    out = tmp_path / "new" / "out"
+    args = ["train", "--model_name_or_path", tiny_bert, "--output_dir", out, "--train_file", tmp_path / "absent.csv"]
+    status, _, err = run_bermo(capsys, *args)
+    assert_one_line_error(status, err, "absent.csv: no such file")
+    assert not out.exists()
+
+
+def train_argv(tiny_bert, tmp_path, output_dir, *extra) -> list:
+    train = write_tsv(tmp_path / "train.tsv", SENTENCES * 2)
+    return [
+        *("train", "--model_name_or_path", tiny_bert, "--train_file", train, "--output_dir", output_dir),
+        *("--max_steps", "2", "--per_device_train_batch_size", "8", "--disable_tqdm", "true", *extra),
+    ]
+
+
+def test_train_refuses_a_non_empty_output_folder_and_keeps_its_files(tiny_bert, tmp_path, capsys):
+    out = tmp_path / "experiments"
+    out.mkdir()
+    (out / "notes.txt").write_text("my notes")
+    (out / "other-run").mkdir()
+    (out / "other-run" / "model.safetensors").write_text("not ours")
+    status, _, err = run_bermo(capsys, *train_argv(tiny_bert, tmp_path, out))
+    assert_one_line_error(status, err, f"{out} already exists and is not empty", "--overwrite_output_dir")
+    assert sorted(path.name for path in out.iterdir()) == ["notes.txt", "other-run"]
+
+    status, _, _ = run_bermo(capsys, *train_argv(tiny_bert, tmp_path, out, "--overwrite_output_dir"))
+    assert status == 0
+    assert (out / "notes.txt").read_text() == "my notes"
+    assert (out / "other-run" / "model.safetensors").read_text() == "not ours"
+    assert HUB_READY_FILES | {"metrics.json"} <= {path.name for path in out.iterdir()}
+    assert not (out / ".bermo-partial").exists()
+
+
+def test_output_dir_dot_never_removes_the_working_directory(tiny_bert, tmp_path, capsys, monkeypatch):
+    cwd = tmp_path / "work"
+    cwd.mkdir()
+    (cwd / "notes.txt").write_text("my notes")
+    monkeypatch.chdir(cwd)
+    inode = cwd.stat().st_ino
+    status, _, err = run_bermo(capsys, *train_argv(tiny_bert, tmp_path, "."))
+    assert_one_line_error(status, err, "already exists and is not empty", "notes.txt")
+    status, _, _ = run_bermo(capsys, *train_argv(tiny_bert, tmp_path, ".", "--overwrite_output_dir"))
+    assert status == 0
+    assert cwd.stat().st_ino == inode and (cwd / "notes.txt").read_text() == "my notes"
+    assert (cwd / "model.safetensors").is_file() and (cwd / "train.tsv").exists() is False
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["train.tsv", "work"]  # nothing written beside it
+
+
+def test_overwrite_refuses_to_rotate_away_an_earlier_runs_checkpoints(tiny_bert, tmp_path, capsys):
+    out = tmp_path / "out"
+    (out / "checkpoint-40").mkdir(parents=True)
+    argv = train_argv(tiny_bert, tmp_path, out, "--overwrite_output_dir", "--save_strategy", "steps")
+    status, _, err = run_bermo(capsys, *argv, "--save_steps", "1")
+    assert_one_line_error(status, err, "holds checkpoints of an earlier run (checkpoint-40)", "resume_from_checkpoint")
+    status, _, err = run_bermo(capsys, *train_argv(tiny_bert, tmp_path, out))
+    assert_one_line_error(status, err, "not empty (checkpoint-40)", "pass --resume_from_checkpoint last")
+    assert [path.name for path in out.iterdir()] == ["checkpoint-40"]
+
+
+def test_convert_refuses_a_non_empty_folder_and_overwrites_only_its_files(tiny_bert, tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("my notes")
+    status, _, err = run_bermo(capsys, "convert", tiny_bert, out)
+    assert_one_line_error(status, err, "bermo convert: error:", f"{out} already exists and is not empty")
+    assert [path.name for path in out.iterdir()] == ["notes.txt"]
+    status, _, _ = run_bermo(capsys, "convert", tiny_bert, out, "--overwrite_output_dir")
+    assert status == 0 and (out / "notes.txt").read_text() == "my notes"
+    assert HUB_READY_FILES <= {path.name for path in out.iterdir()}
 
 
 def test_resume_from_the_last_checkpoint_of_the_output_folder(tmp_path):

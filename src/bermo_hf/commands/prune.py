@@ -5,9 +5,11 @@ movement or soft-movement), `--initial_sparsity`, `--final_sparsity`, `--warmup_
 `--cooldown_steps_pruning`, `--pruning_frequency`, `--global_pruning`, `--penalty`, `--score_threshold`,
 `--scores_learning_rate` and `--prune_embeddings/--prune_pooler/--prune_classifier`. The encoder's linear weights are
 pruned, with the masks applied at the end: OUTPUT_DIR receives an ordinary Hub-ready checkpoint whose weights are zero
-where pruned, `metrics.json` and `pruning_report.json`, and is written all-or-nothing. Unlike `bermo train`, no
-checkpoint is saved during training by default (`--save_strategy` to change that) and the final model is kept, never
-the best one: an earlier checkpoint would be less sparse.
+where pruned, `metrics.json` and `pruning_report.json`, each file complete or absent, under `bermo train`'s folder
+rules (`--overwrite_output_dir`, checkpoints kept after an interruption). Unlike `bermo train`, no checkpoint is saved
+during training by default (`--save_strategy` to change that; such checkpoints load as BERMo or BERT with the masks
+applied, and `--resume_from_checkpoint` continues the schedule exactly) and the final model is kept, never the best
+one: an earlier checkpoint would be less sparse.
 """
 
 import json
@@ -17,7 +19,13 @@ from pathlib import Path
 
 from ..pruning import PruningArgumentError, PruningArguments, PruningTrainer, format_sparsity_report, sparsity_report
 from ..training import BermoTrainer, DataArguments, ModelArguments, build_trainer, train_and_evaluate
-from ._common import BermoUsageError, output_dir_written_atomically, reports_usage_errors
+from ._common import (
+    BermoUsageError,
+    checkpoints_kept_on_interrupt,
+    output_folder_argument_classes,
+    reports_usage_errors,
+)
+from .train import prepare_training_output_dir, resolve_checkpoint_to_resume
 
 REPORT_FILENAME = "pruning_report.json"
 
@@ -27,14 +35,18 @@ class PruningBermoTrainer(PruningTrainer, BermoTrainer):
 
 
 def parse_arguments(argv: list[str]):
-    """`(ModelArguments, DataArguments, PruningArguments, TrainingArguments)` from the command line."""
+    """`(ModelArguments, DataArguments, PruningArguments, TrainingArguments, overwrite_output_dir)` from the command
+    line."""
     from transformers import HfArgumentParser, TrainingArguments
 
-    parser = HfArgumentParser((ModelArguments, DataArguments, PruningArguments, TrainingArguments), prog="bermo prune")
+    parser = HfArgumentParser(
+        (ModelArguments, DataArguments, PruningArguments, TrainingArguments, *output_folder_argument_classes()),
+        prog="bermo prune",
+    )
     parser.description = __doc__.split("\n\n", 1)[1].replace("\n", " ")
     parser.set_defaults(eval_strategy="no", save_strategy="no", load_best_model_at_end=False)
     try:
-        model_args, data_args, pruning_args, training_args = parser.parse_args_into_dataclasses(argv)
+        model_args, data_args, pruning_args, training_args, *output_args = parser.parse_args_into_dataclasses(argv)
     except ValueError as error:  # a pruning flag, or TrainingArguments' own consistency checks
         raise BermoUsageError(" ".join(str(error).split())) from None
     if training_args.max_steps > 0:  # otherwise known once the data is read: the callback checks it then
@@ -42,17 +54,13 @@ def parse_arguments(argv: list[str]):
             pruning_args.check_schedule(training_args.max_steps)
         except PruningArgumentError as error:
             raise BermoUsageError(str(error)) from None
-    if training_args.resume_from_checkpoint is not None:
-        raise BermoUsageError(
-            f"--resume_from_checkpoint {training_args.resume_from_checkpoint}: bermo prune does not resume; start the "
-            "pruning run again."
-        )
     if training_args.load_best_model_at_end:
         raise BermoUsageError(
             "--load_best_model_at_end is not allowed with bermo prune: the best checkpoint would be less sparse than "
             "the final model, which is always kept."
         )
-    return model_args, data_args, pruning_args, training_args
+    overwrite = any(getattr(args, "overwrite_output_dir", False) for args in (training_args, *output_args))
+    return model_args, data_args, pruning_args, training_args, overwrite
 
 
 def build_pruning_trainer(
@@ -70,13 +78,14 @@ def build_pruning_trainer(
     )
 
 
-def prune_and_evaluate(trainer: PruningBermoTrainer) -> dict:
+def prune_and_evaluate(trainer: PruningBermoTrainer, resume_from_checkpoint: str | None = None) -> dict:
     """Trains while pruning, evaluates the pruned model, saves it with `metrics.json` (see
     `training.train_and_evaluate`) and writes `pruning_report.json` into `trainer.args.output_dir`.
 
-    Returns the report: the settings, `sparsity_report` of the saved model and the dev metrics."""
+    `resume_from_checkpoint`: a checkpoint saved during pruning, whose masks, scores and schedule position it
+    continues from. Returns the report: the settings, `sparsity_report` of the saved model and the dev metrics."""
     try:
-        metrics = train_and_evaluate(trainer)
+        metrics = train_and_evaluate(trainer, resume_from_checkpoint=resume_from_checkpoint)
     except PruningArgumentError as error:  # the schedule does not fit the number of optimizer steps
         raise BermoUsageError(str(error)) from None
     model = trainer.accelerator.unwrap_model(trainer.model)
@@ -93,26 +102,27 @@ def prune_and_evaluate(trainer: PruningBermoTrainer) -> dict:
         },
     }
     if trainer.is_world_process_zero():
-        Path(trainer.args.output_dir, REPORT_FILENAME).write_text(json.dumps(report, indent=2) + "\n")
+        path = Path(trainer.args.output_dir, REPORT_FILENAME)
+        written = path.with_name(f".{REPORT_FILENAME}.partial")
+        written.write_text(json.dumps(report, indent=2) + "\n")
+        written.replace(path)
     return report
 
 
 @reports_usage_errors("prune")
 def main(argv: list[str]) -> int:
-    model_args, data_args, pruning_args, training_args = parse_arguments(argv)
+    model_args, data_args, pruning_args, training_args, overwrite = parse_arguments(argv)
     logging.basicConfig(format="%(asctime)s %(name)s: %(message)s", stream=sys.stdout)
     logging.getLogger("bermo_hf").setLevel(logging.INFO if training_args.should_log else logging.WARNING)
 
     output_dir = Path(training_args.output_dir)
-    if training_args.push_to_hub and training_args.hub_model_id is None:
-        training_args.hub_model_id = output_dir.absolute().name
-    with output_dir_written_atomically(output_dir) as partial_dir:
-        training_args.output_dir = str(partial_dir)
+    resume = resolve_checkpoint_to_resume(training_args.resume_from_checkpoint, output_dir)
+    created = prepare_training_output_dir(output_dir, overwrite, resume, training_args)
+    with checkpoints_kept_on_interrupt("prune", output_dir, created):
         trainer = build_pruning_trainer(model_args, data_args, pruning_args, training_args)
-        report = prune_and_evaluate(trainer)
-    training_args.output_dir = str(output_dir)
-    if training_args.push_to_hub:
-        trainer.push_to_hub(commit_message="End of pruning")
+        report = prune_and_evaluate(trainer, resume_from_checkpoint=resume)
+        if training_args.push_to_hub:
+            trainer.push_to_hub(commit_message="End of pruning")
 
     if trainer.is_world_process_zero():
         print(format_sparsity_report(report["sparsity"]))

@@ -2,8 +2,11 @@
 
 Every `TrainingArguments` flag is accepted. Defaults that differ from `TrainingArguments`': with validation data,
 evaluation and saving each epoch and the best model (by eval loss, or `--metric_for_best_model`) kept at the end;
-`--save_total_limit 1`. OUTPUT_DIR receives the model (Hub-ready), `metrics.json` and the checkpoints, and is written
-all-or-nothing; `--push_to_hub` publishes it with the BERMo model card.
+`--save_total_limit 1`. OUTPUT_DIR receives the checkpoints as they are saved, then the model (Hub-ready) and
+`metrics.json`, each file complete or absent; a non-empty OUTPUT_DIR is refused unless `--overwrite_output_dir` (which
+replaces only the files written, never removes others) or `--resume_from_checkpoint` continues its run. After Ctrl-C,
+SIGTERM or an error the checkpoints stay for `--resume_from_checkpoint last`. `--push_to_hub` publishes the model
+with the BERMo model card, merged into the card already on the Hub.
 """
 
 import logging
@@ -12,15 +15,25 @@ from pathlib import Path
 
 from ..hub import LayerWeights
 from ..training import DataArguments, ModelArguments, build_trainer, train_and_evaluate
-from ._common import BermoUsageError, output_dir_written_atomically, partial_dir_for, reports_usage_errors
+from ._common import (
+    BermoUsageError,
+    checkpoint_folders,
+    checkpoints_kept_on_interrupt,
+    output_folder_argument_classes,
+    prepare_output_dir,
+    reports_usage_errors,
+)
 from .inspect import format_layer_weights
 
 
 def parse_arguments(argv: list[str]):
-    """`(ModelArguments, DataArguments, TrainingArguments)` from the command line, with `bermo train`'s defaults."""
+    """`(ModelArguments, DataArguments, TrainingArguments, overwrite_output_dir)` from the command line, with
+    `bermo train`'s defaults."""
     from transformers import HfArgumentParser, TrainingArguments
 
-    parser = HfArgumentParser((ModelArguments, DataArguments, TrainingArguments), prog="bermo train")
+    parser = HfArgumentParser(
+        (ModelArguments, DataArguments, TrainingArguments, *output_folder_argument_classes()), prog="bermo train"
+    )
     parser.description = __doc__.split("\n\n", 1)[1].replace("\n", " ")
     known, _ = parser.parse_known_args(argv)
     has_validation = known.validation_file is not None or known.dataset_name is not None
@@ -31,9 +44,11 @@ def parse_arguments(argv: list[str]):
         save_total_limit=1,
     )
     try:
-        return parser.parse_args_into_dataclasses(argv)
+        model_args, data_args, training_args, *output_args = parser.parse_args_into_dataclasses(argv)
     except ValueError as error:  # TrainingArguments' own consistency checks
         raise BermoUsageError(" ".join(str(error).split())) from None
+    overwrite = any(getattr(args, "overwrite_output_dir", False) for args in (training_args, *output_args))
+    return model_args, data_args, training_args, overwrite
 
 
 def resolve_checkpoint_to_resume(resume_from_checkpoint: str | None, output_dir: Path) -> str | None:
@@ -43,36 +58,46 @@ def resolve_checkpoint_to_resume(resume_from_checkpoint: str | None, output_dir:
     if resume_from_checkpoint is None:
         return None
     if resume_from_checkpoint.lower() in ("last", "true"):
-        for folder in (output_dir, partial_dir_for(output_dir)):
-            last = get_last_checkpoint(folder) if folder.is_dir() else None
-            if last is not None:
-                return last
-        raise BermoUsageError(f"--resume_from_checkpoint {resume_from_checkpoint}: {output_dir} has no checkpoint.")
+        last = get_last_checkpoint(output_dir) if output_dir.is_dir() else None
+        if last is None:
+            raise BermoUsageError(f"--resume_from_checkpoint {resume_from_checkpoint}: {output_dir} has no checkpoint.")
+        return last
     if not Path(resume_from_checkpoint).is_dir():
         raise BermoUsageError(f"--resume_from_checkpoint {resume_from_checkpoint}: no such checkpoint folder.")
     return resume_from_checkpoint
 
 
+def prepare_training_output_dir(output_dir: Path, overwrite: bool, resume: str | None, training_args) -> bool:
+    """Checks and creates `bermo train`'s (or `bermo prune`'s) OUTPUT_DIR; returns whether it was created.
+
+    Besides `prepare_output_dir`'s rules: `--overwrite_output_dir` into a folder that holds checkpoints of an earlier
+    run is refused when this run saves checkpoints, since the Trainer's `--save_total_limit` rotation would delete
+    them."""
+    resuming = resume is not None and output_dir.absolute() in Path(resume).absolute().parents
+    earlier = checkpoint_folders(output_dir)
+    if overwrite and earlier and not resuming and training_args.save_strategy != "no":
+        raise BermoUsageError(
+            f"{output_dir} holds checkpoints of an earlier run ({', '.join(path.name for path in earlier[:3])}"
+            f"{', ...' if len(earlier) > 3 else ''}) that this run's checkpoint rotation would delete; continue that "
+            "run with --resume_from_checkpoint last, move them away, or choose another --output_dir."
+        )
+    return prepare_output_dir(output_dir, overwrite=overwrite, resuming=resuming)
+
+
 @reports_usage_errors("train")
 def main(argv: list[str]) -> int:
-    model_args, data_args, training_args = parse_arguments(argv)
+    model_args, data_args, training_args, overwrite = parse_arguments(argv)
     logging.basicConfig(format="%(asctime)s %(name)s: %(message)s", stream=sys.stdout)
     logging.getLogger("bermo_hf").setLevel(logging.INFO if training_args.should_log else logging.WARNING)
 
     output_dir = Path(training_args.output_dir)
     resume = resolve_checkpoint_to_resume(training_args.resume_from_checkpoint, output_dir)
-    if training_args.push_to_hub and training_args.hub_model_id is None:
-        training_args.hub_model_id = output_dir.absolute().name  # not the temporary folder's name
-    keep_partial = resume is not None and partial_dir_for(output_dir) in Path(resume).absolute().parents
-    with output_dir_written_atomically(output_dir, keep_partial=keep_partial) as partial_dir:
-        training_args.output_dir = str(partial_dir)
+    created = prepare_training_output_dir(output_dir, overwrite, resume, training_args)
+    with checkpoints_kept_on_interrupt("train", output_dir, created):
         trainer = build_trainer(model_args, data_args, training_args)
         metrics = train_and_evaluate(trainer, resume_from_checkpoint=resume)
-        if getattr(trainer, "push_in_progress", None) is not None:
-            trainer.push_in_progress.wait_until_done()  # checkpoint uploads read the folder about to be renamed
-    training_args.output_dir = str(output_dir)
-    if training_args.push_to_hub:
-        trainer.push_to_hub(commit_message="End of training")
+        if training_args.push_to_hub:
+            trainer.push_to_hub(commit_message="End of training")
 
     if trainer.is_world_process_zero():
         for key, value in metrics.items():
