@@ -18,6 +18,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from ..errors import BermoError
+
 # Where a command stages its final files inside the output folder before renaming them into place.
 STAGING_DIRNAME = ".bermo-partial"
 # Files of the output folder that a command merges into (copied into the staging folder first) rather than replaces.
@@ -29,7 +31,7 @@ _CHECKPOINT_NAME = re.compile(r"^checkpoint-(\d+)$")
 _TRAINER_STATE_NAME = "trainer_state.json"
 
 
-class BermoUsageError(Exception):
+class BermoUsageError(BermoError):
     """A problem with what the user asked for (a missing file, a missing column, ...).
 
     The `bermo` commands print its message as one line on stderr and exit with status 1, without a traceback."""
@@ -41,15 +43,16 @@ class Terminated(KeyboardInterrupt):
 
 
 def reports_usage_errors(command: str) -> Callable:
-    """Decorates a command's `main(argv) -> int` so that a `BermoUsageError` becomes `bermo COMMAND: message` on
-    stderr and exit status 1, and an interruption (Ctrl-C, SIGTERM) exit status 130 (143 for SIGTERM)."""
+    """Decorates a command's `main(argv) -> int` so that a `BermoError` (a `BermoUsageError` included) becomes
+    `bermo COMMAND: error: message` on stderr and exit status 1, and an interruption (Ctrl-C, SIGTERM) exit status
+    130 (143 for SIGTERM)."""
 
     def decorate(main: Callable[[list[str]], int]) -> Callable[[list[str]], int]:
         @functools.wraps(main)
         def wrapped(argv: list[str]) -> int:
             try:
                 return main(argv)
-            except BermoUsageError as error:
+            except BermoError as error:
                 print(f"bermo {command}: error: {error}", file=sys.stderr)
                 return 1
             except KeyboardInterrupt as interruption:
