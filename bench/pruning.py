@@ -76,6 +76,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--learning_rate", type=float, help=f"model learning rate (default {FULL['learning_rate']})")
     parser.add_argument("--scores_learning_rate", type=float, help="soft-movement scores' learning rate")
     parser.add_argument("--score_threshold", type=float, default=0.1, help="soft-movement's final sigmoid threshold")
+    parser.add_argument(
+        "--penalty_normalization",
+        choices=["per-matrix", "global"],
+        default="per-matrix",
+        help="soft-movement penalty: per-matrix means averaged (Sanh et al., the default) or one global mean (the "
+        "normalization of the published --quick figures)",
+    )
     parser.add_argument("--max_length", type=int, default=64, help="truncate sentences to this many tokens")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's own choice)")
     parser.add_argument("--name", help="base name of the output files")
@@ -309,6 +316,7 @@ def main(argv: list[str] | None = None) -> int:
                 "penalty": penalty,
                 "score_threshold": args.score_threshold,
                 "scores_learning_rate": args.scores_learning_rate,
+                "penalty_normalization": args.penalty_normalization,
             },
         )
         for penalty in args.penalties

@@ -546,3 +546,212 @@ def test_inspect_shows_the_sparsity_of_a_pruned_checkpoint(tmp_path, capsys):
     assert bermo(["inspect", str(tmp_path / "pruned"), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["sparsity"]["encoder"]["sparsity"] == pytest.approx(0.6, abs=1e-3)
+
+
+# Ties, the soft-movement penalty's normalization, checkpoints saved mid-pruning, resuming
+
+
+def test_movement_from_fresh_scores_breaks_ties_by_magnitude_and_prunes_no_whole_row():
+    model = tiny_model(seed=5)
+    pruner = Pruner(model, PruningArguments(method="movement", initial_sparsity=0.5, final_sparsity=0.5))
+    for name, module in pruner.targets.items():
+        mask = module.parametrizations.weight[0].mask
+        original = module.parametrizations.weight.original.detach().abs()
+        assert int((~mask).sum()) == round(0.5 * mask.numel()), name
+        assert mask.any(dim=1).all() and mask.any(dim=0).all(), f"{name}: a whole row or column is pruned"
+        # The kept half is the larger half of |W|: the smallest kept magnitude is above the largest pruned one.
+        assert original[mask].min() >= original[~mask].max(), name
+
+
+def test_global_movement_ties_are_broken_by_magnitude_too():
+    model = tiny_model(seed=6)
+    args = PruningArguments(method="movement", initial_sparsity=0.7, final_sparsity=0.7, global_pruning=True)
+    pruner = Pruner(model, args)
+    kept = torch.cat([m.parametrizations.weight[0].mask.reshape(-1) for m in pruner.targets.values()])
+    weights = torch.cat(
+        [m.parametrizations.weight.original.detach().abs().reshape(-1) for m in pruner.targets.values()]
+    )
+    assert int((~kept).sum()) == round(0.7 * kept.numel())
+    assert weights[kept].min() >= weights[~kept].max()
+
+
+class TwoMatrices(torch.nn.Module):
+    """The smallest model `Pruner` takes: no encoder layer, a pooler (4 x 4) and a classifier (2 x 4)."""
+
+    def __init__(self):
+        super().__init__()
+        self.encoder = torch.nn.Module()
+        self.encoder.layer = torch.nn.ModuleList()
+        self.pooler = torch.nn.Module()
+        self.pooler.dense = torch.nn.Linear(4, 4)
+        self.classifier = torch.nn.Linear(4, 2)
+
+
+@pytest.mark.parametrize("normalization", ["per-matrix", "global"])
+def test_soft_movement_penalty_normalization_by_hand(normalization):
+    args = PruningArguments(
+        method="soft-movement",
+        penalty=3.0,
+        prune_pooler=True,
+        prune_classifier=True,
+        penalty_normalization=normalization,
+    )
+    model = TwoMatrices()
+    pruner = Pruner(model, args)
+    with torch.no_grad():
+        model.pooler.dense.parametrizations.weight[0].scores.fill_(0.0)  # sigmoid 0.5 on 16 weights
+        model.classifier.parametrizations.weight[0].scores.fill_(2.0)  # sigmoid 0.881 on 8 weights
+    pruner.step(10, 10)  # the end of the schedule: the full lambda
+    high = torch.sigmoid(torch.tensor(2.0))
+    if normalization == "per-matrix":  # Sanh et al.: each matrix's mean, averaged over the matrices
+        expected = 3.0 * (0.5 + high) / 2
+    else:
+        expected = 3.0 * (16 * 0.5 + 8 * high) / 24
+    torch.testing.assert_close(pruner.penalty(), expected)
+
+
+def test_penalty_normalization_is_a_soft_movement_flag():
+    with pytest.raises(ValueError, match="--penalty_normalization=global applies to --method soft-movement only"):
+        PruningArguments(method="magnitude", final_sparsity=0.5, penalty_normalization="global")
+    with pytest.raises(
+        ValueError, match="--penalty_normalization 'l2' is not supported: use one of per-matrix, global"
+    ):
+        PruningArguments(method="soft-movement", penalty=1.0, penalty_normalization="l2")
+
+
+@pytest.mark.parametrize("bert", [False, True], ids=["bermo", "bert"])
+def test_a_checkpoint_saved_mid_pruning_reloads_with_identical_logits(tmp_path, bert):
+    model = tiny_model(seed=4, bert=bert)
+    pruner = Pruner(model, PruningArguments(method="movement", final_sparsity=0.6))
+    for module in pruner.targets.values():
+        torch.nn.init.normal_(module.parametrizations.weight[0].scores)
+    pruner.step(10, 10)
+    model.save_pretrained(tmp_path / "mid")
+    saved = load_file(tmp_path / "mid" / "model.safetensors")
+    assert not [key for key in saved if "parametrizations" in key]
+    query = "bert.encoder.layer.0.attention.self.query"
+    assert {f"{query}.pruning.weight_original", f"{query}.pruning.weight_mask", f"{query}.pruning.weight_scores"} <= (
+        set(saved)
+    )
+    model_class = BertForSequenceClassification if bert else BermoForSequenceClassification
+    reloaded, info = model_class.from_pretrained(tmp_path / "mid", output_loading_info=True)
+    assert not info["missing_keys"] and not info["mismatched_keys"]  # nothing re-initialized
+    inputs = ToyDataset(size=4)[:]["input_ids"]
+    with torch.no_grad():
+        torch.testing.assert_close(reloaded.eval()(input_ids=inputs).logits, model.eval()(input_ids=inputs).logits)
+    assert sparsity_report(reloaded)["encoder"]["zeros"] == sum(
+        round(0.6 * m.weight.numel()) for m in pruner.targets.values()
+    )
+
+
+RESUMED_METHODS = {
+    "magnitude": dict(method="magnitude", final_sparsity=0.7, warmup_steps_pruning=1, pruning_frequency=2),
+    "movement": dict(method="movement", initial_sparsity=0.2, final_sparsity=0.7, warmup_steps_pruning=1),
+    "soft-movement": dict(method="soft-movement", penalty=50.0, scores_learning_rate=0.5, warmup_steps_pruning=1),
+}
+
+
+@pytest.mark.parametrize("method", list(RESUMED_METHODS))
+def test_resuming_a_pruning_run_continues_the_schedule_exactly(tmp_path, method):
+    def run(output_dir, resume=None):
+        model = tiny_model(seed=2)
+        args = training_args(output_dir, max_steps=8, save_strategy="steps", save_steps=3, logging_steps=1)
+        trainer = PruningTrainer(
+            model=model, args=args, train_dataset=ToyDataset(), pruning_args=PruningArguments(**RESUMED_METHODS[method])
+        )
+        trainer.train(resume_from_checkpoint=resume)
+        return trainer
+
+    straight = run(tmp_path / "straight")
+    checkpoint = tmp_path / "straight" / "trainer" / "checkpoint-3"
+    assert (checkpoint / "trainer_state.json").is_file()
+    resumed = run(tmp_path / "resumed", resume=str(checkpoint))
+    assert resumed.state.global_step == 8
+    losses = [[r["loss"] for r in t.state.log_history if "loss" in r] for t in (straight, resumed)]
+    assert losses[1] == pytest.approx(losses[0], abs=1e-6)
+    resumed_parameters = dict(resumed.model.named_parameters())
+    for name, parameter in straight.model.named_parameters():
+        torch.testing.assert_close(resumed_parameters[name], parameter, rtol=0, atol=1e-6)
+    assert sparsity_report(resumed.model) == sparsity_report(straight.model)
+
+
+def test_prune_command_resumes_an_interrupted_run_to_the_same_model(tmp_path, capsys, tiny_checkpoint, monkeypatch):
+    from bermo_hf.commands import prune
+
+    flags = ["--method", "movement", "--final_sparsity", "0.6", "--save_strategy", "steps", "--save_steps", "2"]
+    straight, interrupted = tmp_path / "straight", tmp_path / "interrupted"
+    assert prune.main(prune_argv(tiny_checkpoint, straight, *flags)) == 0
+
+    def interrupt_at_step_5(self, args, state, control, **kwargs):
+        if state.global_step == 5:
+            raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(PruningCallback, "on_step_end", interrupt_at_step_5, raising=False)
+        assert prune.main(prune_argv(tiny_checkpoint, interrupted, *flags)) == 130
+    last_line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last_line.startswith("bermo prune: interrupted; ") and "newest: checkpoint-4" in last_line
+    assert not (interrupted / "model.safetensors").exists()
+
+    assert prune.main(prune_argv(tiny_checkpoint, interrupted, *flags, "--resume_from_checkpoint", "last")) == 0
+    expected, actual = load_file(straight / "model.safetensors"), load_file(interrupted / "model.safetensors")
+    assert set(actual) == set(expected)
+    for key, value in expected.items():
+        torch.testing.assert_close(actual[key], value, rtol=0, atol=1e-6, msg=key)
+    reports = [json.loads((folder / "pruning_report.json").read_text()) for folder in (straight, interrupted)]
+    assert reports[1]["sparsity"] == reports[0]["sparsity"]
+
+
+# Run in a fresh process with transformers 4.57.6 first on PYTHONPATH: a pruning run with a checkpoint, then a resume.
+PRUNING_UNDER_4_57 = """
+import json, sys
+sys.modules["datasets"] = None  # installed for the newest transformers; 4.57 would import it with a hub it does not fit
+import torch, transformers
+from transformers import TrainingArguments
+from bermo_hf import BermoConfig, BermoForSequenceClassification
+from bermo_hf.pruning import PruningArguments, PruningTrainer, sparsity_report
+
+config = BermoConfig(vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37,
+                     max_position_embeddings=64, num_labels=2)
+generator = torch.Generator().manual_seed(0)
+ids = torch.randint(6, 100, (32, 8), generator=generator)
+data = [{"input_ids": ids[i], "labels": torch.tensor(i % 2)} for i in range(32)]
+
+def run(output_dir, resume=None):
+    torch.manual_seed(0)
+    model = BermoForSequenceClassification(config)
+    args = TrainingArguments(output_dir=output_dir, max_steps=4, per_device_train_batch_size=8, save_strategy="steps",
+                             save_steps=2, report_to=[], use_cpu=True, seed=0, learning_rate=1e-3)
+    pruning = PruningArguments(method="movement", final_sparsity=0.5, initial_sparsity=0.2)
+    trainer = PruningTrainer(model=model, args=args, train_dataset=data, pruning_args=pruning)
+    trainer.train(resume_from_checkpoint=resume)
+    return model
+
+root = sys.argv[1]
+straight = run(root + "/straight")
+resumed = run(root + "/resumed", resume=root + "/straight/checkpoint-2")
+same = all(torch.equal(a, b) for a, b in zip(straight.state_dict().values(), resumed.state_dict().values()))
+zeros = sparsity_report(straight)["encoder"]["zeros"]
+print("RESULT " + json.dumps({"transformers": transformers.__version__, "same": same, "zeros": zeros}))
+"""
+
+
+def test_pruning_trainer_trains_and_resumes_under_transformers_4_57(tmp_path):
+    releases = os.environ.get("BERMO_TRANSFORMERS_RELEASES")
+    if not releases:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("BERMO_TRANSFORMERS_RELEASES (a folder of transformers releases) is required under CI")
+        pytest.skip("BERMO_TRANSFORMERS_RELEASES is not set")
+    pythonpath = os.pathsep.join(filter(None, [os.path.join(releases, "4.57.6"), os.environ.get("PYTHONPATH")]))
+    result = subprocess.run(
+        [sys.executable, "-c", PRUNING_UNDER_4_57, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": pythonpath, "HF_HUB_OFFLINE": "1"},
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    (line,) = [line for line in result.stdout.splitlines() if line.startswith("RESULT ")]
+    outcome = json.loads(line.removeprefix("RESULT "))
+    assert outcome["transformers"] == "4.57.6"
+    assert outcome["same"] and outcome["zeros"] == 2 * (4 * 512 + 2 * round(0.5 * 32 * 37))

@@ -13,10 +13,20 @@ Methods:
   A weight once pruned stays pruned (it ranks by its masked magnitude, zero).
 - `movement` (Sanh et al. 2020): keep the weights with the largest learned scores `S`; the mask is a top-k of `S`
   with a straight-through estimator (`dL/dS = dL/dW' * W`), on the same cubic schedule.
-- `soft-movement` (Sanh et al. 2020): keep the weights with `sigmoid(S) > tau`, and add `lambda * mean(sigmoid(S))`
-  to the loss. The threshold ramps from 0 to `score_threshold` and the penalty from 0 to `penalty` along the cubic
-  schedule's progress, as Sanh et al.'s `sigmoied_threshold` with L1 regularization; the final sparsity emerges from
-  lambda and is measured, not set.
+- `soft-movement` (Sanh et al. 2020): keep the weights with `sigmoid(S) > tau`, and add
+  `lambda * R` to the loss, where by default (`penalty_normalization="per-matrix"`, as Sanh et al.'s code)
+  `R = (1/M) * sum_m mean(sigmoid(S_m))` over the M pruned matrices: each matrix counts the same whatever its size,
+  so their published lambda values carry over. `penalty_normalization="global"` uses the mean of `sigmoid(S)` over
+  all pruned weights together instead, which weighs each matrix by its size (an intermediate matrix of BERT counts
+  four times a query matrix) and needs other lambda values. The threshold ramps from 0 to `score_threshold` and the
+  penalty from 0 to `penalty` along the cubic schedule's progress, as Sanh et al.'s `sigmoied_threshold` with L1
+  regularization; the final sparsity emerges from lambda and is measured, not set.
+
+Checkpoints saved while the masks are attached (the `Trainer`'s `checkpoint-*` folders, or any `save_pretrained`) hold
+each pruned matrix as it acts, mask applied, under its ordinary name, so they load as BERMo or BERT with the logits
+the model had; beside it, under `<module>.pruning.weight_original` (the unmasked weight), `.pruning.weight_mask` and
+`.pruning.weight_scores`, what the pruning needs to continue. `Trainer.train(resume_from_checkpoint=...)` with a
+`PruningTrainer` (or `bermo prune --resume_from_checkpoint`) restores them and continues the schedule exactly.
 
 Example:
 
@@ -50,6 +60,19 @@ ENCODER_MATRICES = {
 }
 # Name of the optimizer parameter group that holds the importance scores.
 SCORES_GROUP_NAME = "pruning_scores"
+PENALTY_NORMALIZATIONS = ("per-matrix", "global")
+# Where a checkpoint saved with the masks attached keeps what the pruning needs, beside the masked `<module>.weight`.
+CHECKPOINT_KEYS = {
+    "original": "pruning.weight_original",
+    "mask": "pruning.weight_mask",
+    "scores": "pruning.weight_scores",
+}
+# The same tensors in the state dict of a model whose masks are attached (torch.nn.utils.parametrize's names).
+_PARAMETRIZED_KEYS = {
+    "original": "parametrizations.weight.original",
+    "mask": "parametrizations.weight.0.mask",
+    "scores": "parametrizations.weight.0.scores",
+}
 
 
 class PruningArgumentError(ValueError):
@@ -92,6 +115,15 @@ class PruningArguments:
         default=None,
         metadata={"help": "soft-movement only (required): lambda, the strength of the L1 penalty on sigmoid(scores)."},
     )
+    penalty_normalization: str = field(
+        default="per-matrix",
+        metadata={
+            "help": "soft-movement: how the penalty averages sigmoid(scores): per-matrix (each matrix's mean, averaged "
+            "over the matrices, as Sanh et al. 2020: their lambda values apply) or global (one mean over all pruned "
+            "weights: larger matrices weigh more).",
+            "choices": list(PENALTY_NORMALIZATIONS),
+        },
+    )
     score_threshold: float = field(
         default=0.1, metadata={"help": "soft-movement: final threshold tau in (0, 1) on sigmoid(scores)."}
     )
@@ -123,6 +155,11 @@ class PruningArguments:
                 raise PruningArgumentError(
                     f"--penalty={self.penalty!r} is out of range: it must be a finite number >= 0."
                 )
+            if self.penalty_normalization not in PENALTY_NORMALIZATIONS:
+                raise PruningArgumentError(
+                    f"--penalty_normalization {self.penalty_normalization!r} is not supported: use one of "
+                    f"{', '.join(PENALTY_NORMALIZATIONS)}."
+                )
             if not 0.0 < self.score_threshold < 1.0:
                 raise PruningArgumentError(
                     f"--score_threshold={self.score_threshold!r} is out of range: it must lie in (0, 1)."
@@ -139,6 +176,11 @@ class PruningArguments:
             if self.penalty is not None:
                 raise PruningArgumentError(
                     f"--penalty={self.penalty} applies to --method soft-movement only, not to --method {self.method}."
+                )
+            if self.penalty_normalization != "per-matrix":
+                raise PruningArgumentError(
+                    f"--penalty_normalization={self.penalty_normalization} applies to --method soft-movement only, "
+                    f"not to --method {self.method}."
                 )
         for name in ("warmup_steps_pruning", "cooldown_steps_pruning"):
             value = getattr(self, name)
@@ -321,25 +363,46 @@ def prunable_weights(
     return {names[id(module)]: module for module in wanted}
 
 
-def _top_k_masks(scores: list[torch.Tensor], sparsity: float, global_ranking: bool) -> list[torch.Tensor]:
+def _top_k_masks(
+    scores: list[torch.Tensor],
+    sparsity: float,
+    global_ranking: bool,
+    tie_breakers: list[torch.Tensor] | None = None,
+) -> list[torch.Tensor]:
     """Boolean masks keeping exactly `n - round(sparsity * n)` of the highest scores, over all tensors together
-    (`global_ranking`) or in each tensor on its own."""
+    (`global_ranking`) or in each tensor on its own. Among equal scores at the cut, the highest `tie_breakers` (same
+    shapes) are kept; without them, whichever `torch.topk` returns."""
+    breakers = tie_breakers or [None] * len(scores)
     if global_ranking:
         flat = torch.cat([score.reshape(-1) for score in scores])
-        keep = _top_k_flat(flat, flat.numel() - round(sparsity * flat.numel()))
+        flat_breaker = torch.cat([b.reshape(-1) for b in breakers]) if tie_breakers else None
+        keep = _top_k_flat(flat, flat.numel() - round(sparsity * flat.numel()), flat_breaker)
         return [
             part.view_as(score) for part, score in zip(keep.split([s.numel() for s in scores]), scores, strict=True)
         ]
     return [
-        _top_k_flat(score.reshape(-1), score.numel() - round(sparsity * score.numel())).view_as(score)
-        for score in scores
+        _top_k_flat(
+            score.reshape(-1), score.numel() - round(sparsity * score.numel()), None if b is None else b.reshape(-1)
+        ).view_as(score)
+        for score, b in zip(scores, breakers, strict=True)
     ]
 
 
-def _top_k_flat(values: torch.Tensor, keep: int) -> torch.Tensor:
+def _top_k_flat(values: torch.Tensor, keep: int, tie_breaker: torch.Tensor | None = None) -> torch.Tensor:
     mask = torch.zeros(values.shape, dtype=torch.bool, device=values.device)
-    if keep > 0:
-        mask[torch.topk(values.float(), keep, sorted=False).indices] = True
+    if keep <= 0:
+        return mask
+    values = values.float()
+    top = torch.topk(values, keep, sorted=False)
+    if tie_breaker is None:
+        mask[top.indices] = True
+        return mask
+    cut = top.values.min()
+    mask |= values > cut
+    tied = (values == cut).nonzero().squeeze(1)
+    missing = keep - int(mask.sum())
+    chosen = torch.topk(tie_breaker[tied].float(), missing, sorted=False).indices
+    mask[tied[chosen]] = True
     return mask
 
 
@@ -362,11 +425,13 @@ class Pruner:
         self.sparsity = 0.0  # of the magnitude and movement masks, all ones when attached
         self.applied = False
         self._penalty_scale = 0.0
+        self._hooks = []
         mask_class = _MASK_CLASSES[args.method]
         for module in self.targets.values():
             if parametrize.is_parametrized(module, "weight"):
                 raise ValueError(f"{type(module).__name__} already has a parametrized weight: is it pruned twice?")
             parametrize.register_parametrization(module, "weight", mask_class(module.weight), unsafe=True)
+            self._hooks += _register_checkpoint_hooks(module)
         if args.method != "soft-movement" and args.initial_sparsity > 0:
             self._update_masks(args.initial_sparsity)
 
@@ -382,15 +447,19 @@ class Pruner:
     @torch.no_grad()
     def _update_masks(self, sparsity: float) -> None:
         masks = self._masks()
+        tie_breakers = None
         if self.args.method == "magnitude":
             # Ranked by the masked magnitude, so a pruned weight (zero) stays pruned.
             importance = [module.weight.abs() for module in self.targets.values()]
         else:
             importance = [mask.scores for mask in masks]
+            # Fresh scores are all equal: among equal scores the larger weights stay, rather than the first positions
+            # (which would prune whole rows).
+            tie_breakers = [module.parametrizations.weight.original.abs() for module in self.targets.values()]
         if sparsity == 0:
             new_masks = [torch.ones_like(mask.mask) for mask in masks]
         else:
-            new_masks = _top_k_masks(importance, sparsity, self.args.global_pruning)
+            new_masks = _top_k_masks(importance, sparsity, self.args.global_pruning, tie_breakers)
         for mask, new in zip(masks, new_masks, strict=True):
             mask.mask.copy_(new)
         self.sparsity = sparsity
@@ -414,12 +483,23 @@ class Pruner:
             self._update_masks(target)
 
     def penalty(self) -> torch.Tensor | float:
-        """Soft-movement's `lambda_t * mean(sigmoid(scores))` over all pruned weights (0 for the other methods)."""
+        """Soft-movement's `lambda_t * R` (0 for the other methods): with `penalty_normalization="per-matrix"` (the
+        default, Sanh et al.'s), `R = (1/M) * sum_m mean(sigmoid(S_m))` over the M pruned matrices; with `"global"`,
+        `R = sum_m sum(sigmoid(S_m)) / sum_m numel(S_m)`."""
         if self.applied or self.args.method != "soft-movement" or self._penalty_scale == 0:
             return 0.0
         scores = [mask.scores for mask in self._masks()]
-        total = sum(score.numel() for score in scores)
-        return self._penalty_scale * sum(torch.sigmoid(score).sum() for score in scores) / total
+        if self.args.penalty_normalization == "global":
+            total = sum(score.numel() for score in scores)
+            return self._penalty_scale * sum(torch.sigmoid(score).sum() for score in scores) / total
+        return self._penalty_scale * sum(torch.sigmoid(score).mean() for score in scores) / len(scores)
+
+    def resume_at(self, step: int, max_steps: int) -> None:
+        """Sets the schedule position of a model whose masks and scores were just loaded from a checkpoint saved
+        after `step` optimizer steps, so that the next `step(...)` does what it would have done without the break."""
+        self.max_steps = max_steps
+        if self.args.method != "soft-movement" and step > 0:
+            self.sparsity = self.args.sparsity_at(step - 1, max_steps)
 
     def current_sparsity(self) -> float:
         """The share of the pruned weights that the masks now zero out (their final state once applied)."""
@@ -443,10 +523,41 @@ class Pruner:
                     mask.threshold = self.args.score_threshold
             else:
                 self._update_masks(self.args.final_sparsity)
+            for hook in self._hooks:
+                hook.remove()
             for module in self.targets.values():
                 parametrize.remove_parametrizations(module, "weight", leave_parametrized=True)
             self.applied = True
         return sparsity_report(self.model)
+
+
+def _register_checkpoint_hooks(module: nn.Module) -> list:
+    """Makes the state dict of a module with attached masks a loadable checkpoint, and back (see the module
+    docstring): `weight` is saved masked, the unmasked weight, mask and scores beside it under `CHECKPOINT_KEYS`."""
+
+    def save(module, state_dict, prefix, local_metadata):
+        for part, parametrized_key in _PARAMETRIZED_KEYS.items():
+            if prefix + parametrized_key in state_dict:
+                state_dict[prefix + CHECKPOINT_KEYS[part]] = state_dict.pop(prefix + parametrized_key)
+        with torch.no_grad():
+            state_dict[prefix + "weight"] = module.weight.detach().clone()
+
+    def load(module, state_dict, prefix, *args):
+        if prefix + CHECKPOINT_KEYS["original"] not in state_dict:
+            if prefix + "weight" in state_dict:  # an ordinary checkpoint: its weight becomes the unmasked weight
+                state_dict[prefix + _PARAMETRIZED_KEYS["original"]] = state_dict.pop(prefix + "weight")
+            return
+        state_dict.pop(prefix + "weight", None)  # the masked weight follows from the three parts
+        for part, checkpoint_key in CHECKPOINT_KEYS.items():
+            if prefix + checkpoint_key in state_dict:
+                state_dict[prefix + _PARAMETRIZED_KEYS[part]] = state_dict.pop(prefix + checkpoint_key)
+
+    if hasattr(module, "register_state_dict_post_hook"):  # torch >= 2.5
+        return [module.register_state_dict_post_hook(save), module.register_load_state_dict_pre_hook(load)]
+    return [  # older torch: the same hooks under their private names
+        module._register_state_dict_hook(save),
+        module._register_load_state_dict_pre_hook(load, with_module=True),
+    ]
 
 
 class PruningCallback(TrainerCallback):
@@ -468,6 +579,8 @@ class PruningCallback(TrainerCallback):
 
     def on_train_begin(self, args, state, control, optimizer=None, **kwargs):
         self.pruner.args.check_schedule(state.max_steps)
+        if state.global_step > 0:  # resumed: the masks and scores came with the checkpoint
+            self.pruner.resume_at(state.global_step, state.max_steps)
         if self.pruner.score_parameters() and optimizer is not None:
             groups = [group for group in optimizer.param_groups if group.get("name") == SCORES_GROUP_NAME]
             if not groups:
@@ -517,7 +630,8 @@ class PruningTrainer(Trainer):
         for score in scores:
             score.requires_grad_(False)
         try:
-            optimizer = super().create_optimizer(model)
+            # transformers 4.57's `create_optimizer` takes no model
+            optimizer = super().create_optimizer() if model is None else super().create_optimizer(model)
         finally:
             for score in scores:
                 score.requires_grad_(True)
