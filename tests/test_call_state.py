@@ -130,3 +130,30 @@ def test_each_depth_joins_the_sum_on_the_mix_device_and_the_result_returns_to_th
     assert mixed.dtype == torch.bfloat16
     expected = 1.7 * sum(s * h.float() for s, h in zip(torch.softmax(mix.weights, 0), states, strict=True))
     torch.testing.assert_close(mixed.float(), expected, rtol=2e-2, atol=2e-2)
+
+
+def test_a_device_map_that_offloads_the_mix_and_a_layer_gives_the_same_logits(tmp_path):
+    """accelerate keeps offloaded parameters on the meta device and loads them only around their module's call: the
+    mix's weights must be read through that call. (CPU and disk here; several GPUs wherever they are at hand.)"""
+    model = tiny_model()
+    model.save_pretrained(tmp_path / "saved")
+    (batch,) = batches(1)
+    with torch.no_grad():
+        expected = model(**batch).logits
+    device_map = {
+        "bert.embeddings": "cpu",
+        "bert.encoder.layer.0": "cpu",
+        "bert.encoder.layer.1": "disk",
+        "bert.encoder.layer.2": "cpu",
+        "bert.encoder.layer.3": "cpu",
+        "bert.pooler": "cpu",
+        "bert.layer_mix": "disk",
+        "dropout": "cpu",
+        "classifier": "cpu",
+    }
+    offloaded = BermoForSequenceClassification.from_pretrained(
+        tmp_path / "saved", device_map=device_map, offload_folder=str(tmp_path / "offload")
+    ).eval()
+    assert offloaded.bert.layer_mix.weights.device.type == "meta"  # loaded only while the mix is called
+    with torch.no_grad():
+        torch.testing.assert_close(offloaded(**batch).logits, expected, rtol=0, atol=1e-6)

@@ -90,18 +90,25 @@ class BermoLayerMix(nn.Module):
         return torch.softmax(logits, dim=0)
 
     def start(self, attention_mask: torch.Tensor | None = None, first_token_only: bool = False) -> "RunningMix":
-        """Begins a running mix: `add()` each depth in order, then `result()`."""
-        return RunningMix(self, attention_mask, first_token_only)
+        """Begins a running mix: `add()` each depth in order, then `result()`. Same as calling the module without
+        `depth_states`."""
+        return self(attention_mask=attention_mask, first_token_only=first_token_only)
 
     def forward(
         self,
-        depth_states: list[torch.Tensor],
+        depth_states: list[torch.Tensor] | None = None,
         attention_mask: torch.Tensor | None = None,
         first_token_only: bool = False,
-    ) -> torch.Tensor:
+    ) -> "torch.Tensor | RunningMix":
         """Mixes `num_depths` tensors of shape `(batch, seq, hidden)` (only position 0 of each with
-        `first_token_only`); `attention_mask` (`(batch, seq)`, 1 for real tokens) is used by the layer norm only."""
-        mix = self.start(attention_mask, first_token_only)
+        `first_token_only`); `attention_mask` (`(batch, seq)`, 1 for real tokens) is used by the layer norm only.
+
+        Without `depth_states`, returns a `RunningMix` to feed one depth at a time instead. Either way this is a call
+        of the module, so the hooks that place or load its parameters (accelerate's `device_map`, offloading) run
+        before the weights are read."""
+        mix = RunningMix(self, attention_mask, first_token_only)
+        if depth_states is None:
+            return mix
         for state in depth_states:
             mix.add(state)
         return mix.result()
