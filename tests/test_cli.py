@@ -289,3 +289,50 @@ def test_demo_end_to_end_on_a_tiny_bert(tiny_bert, tmp_path, capsys, monkeypatch
     assert sum(line.strip().startswith(("positive", "negative")) for line in stdout.splitlines()) == 4
     assert HUB_READY_FILES | {"metrics.json"} <= {path.name for path in out.iterdir()}
     assert "base_model: sentence-transformers/all-MiniLM-L6-v2" in (out / "README.md").read_text()
+
+
+def numbered_tsv(path: Path) -> Path:
+    return write_tsv(path, [(text, "1" if label == "pos" else "0") for text, label in SENTENCES * 2])
+
+
+def test_train_keeps_the_class_names_of_a_converted_checkpoint(tiny_bert, tmp_path, capsys):
+    assert run_bermo(capsys, "convert", tiny_bert, tmp_path / "named", "--labels", "neg,pos")[0] == 0
+    out = tmp_path / "out"
+    train = numbered_tsv(tmp_path / "numbered.tsv")
+    status, _, _ = run_bermo(
+        capsys,
+        *("train", "--model_name_or_path", tmp_path / "named", "--train_file", train, "--output_dir", out),
+        *("--max_steps", "1", "--disable_tqdm", "true"),
+    )
+    assert status == 0
+    assert json.loads((out / "config.json").read_text())["id2label"] == {"0": "neg", "1": "pos"}
+    status, predicted, _ = run_bermo(capsys, "predict", out, "a great film")
+    assert status == 0 and predicted.split("\t")[0] in ("neg", "pos")
+
+
+def test_label_names_set_the_class_names(tiny_bert, tmp_path, capsys):
+    train = numbered_tsv(tmp_path / "numbered.tsv")
+    argv = ["train", "--model_name_or_path", tiny_bert, "--train_file", train, "--max_steps", "1"]
+    status, _, _ = run_bermo(capsys, *argv, "--output_dir", tmp_path / "out", "--label_names", "bad, good")
+    assert status == 0
+    assert json.loads((tmp_path / "out" / "config.json").read_text())["id2label"] == {"0": "bad", "1": "good"}
+    status, _, err = run_bermo(capsys, *argv, "--output_dir", tmp_path / "out2", "--label_names", "a,b,c")
+    assert_one_line_error(status, err, "--label_names 'a,b,c' must name each of the train data's 2 classes (0, 1)")
+    assert not (tmp_path / "out2").exists()
+
+
+def test_names_of_a_checkpoint_that_do_not_fit_the_data_are_reported(tiny_bert, tmp_path, capsys, caplog):
+    from bermo_hf.training import LabelSpace, name_classes
+
+    space = LabelSpace(["bad", "good"], False, {"bad": 0, "good": 1})
+    config = type("Config", (), {"id2label": {0: "neg", 1: "pos"}})()
+    with caplog.at_level("WARNING", logger="bermo_hf.training"):
+        assert name_classes(space, config) == space
+    (record,) = caplog.records
+    assert "trained with the classes neg, pos, but the train data's labels are bad, good" in record.getMessage()
+    # The same names in another order keep the checkpoint's class ids.
+    reordered = name_classes(LabelSpace(["neg", "pos"], False, {"neg": 0, "pos": 1}), type(config)())
+    assert reordered.labels == ["neg", "pos"]
+    config.id2label = {0: "pos", 1: "neg"}
+    swapped = name_classes(LabelSpace(["neg", "pos"], False, {"neg": 0, "pos": 1}), config)
+    assert swapped.labels == ["pos", "neg"] and swapped.encode(["pos", "neg"]) == [0, 1]

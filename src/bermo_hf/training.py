@@ -3,7 +3,8 @@
 The pieces, usable one by one:
 
 - `ModelArguments`, `DataArguments`: the flags `bermo train` adds to `TrainingArguments` (`HfArgumentParser`).
-- `load_raw_datasets` -> `LabelSpace.from_datasets` -> `tokenize_datasets`: checked, tokenized data.
+- `load_raw_datasets` -> `LabelSpace.from_datasets` -> `name_classes` -> `tokenize_datasets`: checked, tokenized
+  data whose classes keep the checkpoint's names when they fit.
 - `load_model`: BERMo, or `BertForSequenceClassification` with `baseline=True`.
 - `mix_parameter_groups`: optimizer groups with the layer mix apart (own learning rate, never decayed).
 - `LayerWeightsCallback`: logs the layer weights at each evaluation.
@@ -89,6 +90,15 @@ class DataArguments:
         default=None, metadata={"help": "Column of the second texts, for sentence-pair tasks."}
     )
     label_column: str = dataclasses.field(default="label", metadata={"help": "Column of the labels."})
+    class_names: str | None = dataclasses.field(
+        default=None,
+        metadata={
+            "help": "Comma-separated class names (bermo train also takes them as --label_names): of the labels 0, "
+            "1, ... when the data numbers its classes, or the data's own labels in the order of their class ids. "
+            "Default: the checkpoint's names when they fit the data (e.g. after bermo convert --labels), else the "
+            "data's labels."
+        },
+    )
     max_seq_length: int = dataclasses.field(default=128, metadata={"help": "Longer inputs are truncated."})
     max_train_samples: int | None = dataclasses.field(default=None, metadata={"help": "Use only the first N."})
     max_eval_samples: int | None = dataclasses.field(default=None, metadata={"help": "Use only the first N."})
@@ -225,11 +235,68 @@ class LabelSpace:
     def label2id(self) -> dict[str, int]:
         return {label: i for i, label in enumerate(self.labels)}
 
+    @property
+    def is_numbered(self) -> bool:
+        """Whether the data's labels are the integers 0 .. n-1 (class names then have to come from elsewhere)."""
+        return not self.is_regression and self.labels == [str(i) for i in range(len(self.labels))]
+
+    def renamed(self, names: list[str]) -> "LabelSpace":
+        """The same classes under `names`: for numbered labels, `names[i]` names label `i`; otherwise `names` must
+        be the data's labels, in the order of the class ids they are to get."""
+        if self.is_numbered:
+            return LabelSpace(list(names), False, dict(self.value_to_id))
+        new_ids = {name: index for index, name in enumerate(names)}
+        value_to_id = {value: new_ids[self.labels[class_id]] for value, class_id in self.value_to_id.items()}
+        return LabelSpace(list(names), False, value_to_id)
+
     def encode(self, values: list) -> list:
         """Raw label values -> model targets (class ids, or floats for regression)."""
         if self.is_regression:
             return [float(value) for value in values]
         return [self.value_to_id[value] for value in values]
+
+
+def name_classes(label_space: LabelSpace, checkpoint_config, label_names: str | None = None) -> LabelSpace:
+    """The class names a fine-tuned model gets, as transformers' `run_glue.py` chooses them:
+
+    - `label_names` (`--label_names a,b,...`, `DataArguments.class_names`) when given: names of the labels
+      0 .. n-1 when the data numbers its classes, or else the data's own labels in the order of their class ids;
+    - otherwise the checkpoint's names (`id2label` of `checkpoint_config`, unless transformers' default `LABEL_i`)
+      when they fit: the same number of classes for numbered data labels, the same set of names (kept with the
+      checkpoint's class ids) for named ones; a checkpoint whose names do not fit is reported in one warning line and
+      the data's labels are used;
+    - otherwise the data's labels.
+
+    Raises `BermoUsageError` when `label_names` does not fit the data."""
+    if label_names is not None:
+        names = [name.strip() for name in label_names.split(",")]
+        if label_space.is_regression:
+            raise BermoUsageError("--label_names does not apply to a regression (float labels).")
+        if len(names) != label_space.num_labels or len(set(names)) != len(names) or "" in names:
+            raise BermoUsageError(
+                f"--label_names {label_names!r} must name each of the train data's {label_space.num_labels} classes "
+                f"({', '.join(label_space.labels)}) once, comma-separated."
+            )
+        if not label_space.is_numbered and set(names) != set(label_space.labels):
+            raise BermoUsageError(
+                f"--label_names {label_names!r} does not match the train data's labels ({', '.join(label_space.labels)}"
+                "): name the labels 0, 1, ... of numbered data, or list the data's own labels in the order of their "
+                "class ids."
+            )
+        return label_space.renamed(names)
+    id2label = getattr(checkpoint_config, "id2label", None) or {}
+    names = [id2label.get(i, id2label.get(str(i))) for i in range(len(id2label))]
+    if label_space.is_regression or not names or names == [f"LABEL_{i}" for i in range(len(names))]:
+        return label_space
+    if label_space.is_numbered and len(names) == label_space.num_labels:
+        return label_space.renamed(names)
+    if not label_space.is_numbered and set(names) == set(label_space.labels):
+        return label_space.renamed(names)
+    logger.warning(
+        f"the checkpoint was trained with the classes {', '.join(map(str, names))}, but the train data's labels are "
+        f"{', '.join(label_space.labels)}: ignoring the checkpoint's class names (give --label_names to name them)."
+    )
+    return label_space
 
 
 def tokenize_datasets(
@@ -445,6 +512,17 @@ def last_eval_metrics(log_history: list[dict]) -> dict[str, float]:
     return {}
 
 
+def take_label_names_as_class_names(data_args: DataArguments, training_args: TrainingArguments) -> None:
+    """`bermo train --label_names neg,pos` (or `neg pos`) names the classes: the flag is `TrainingArguments`', whose
+    own meaning (the input keys holding the labels) is moot here, where the key is always `labels`. Moves its values
+    to `data_args.class_names` and resets it."""
+    if training_args.label_names:
+        if data_args.class_names is not None:
+            raise BermoUsageError("give the class names once: --label_names or --class_names, not both.")
+        data_args.class_names = ",".join(training_args.label_names)
+        training_args.label_names = None
+
+
 def build_trainer(
     model_args: ModelArguments,
     data_args: DataArguments,
@@ -460,8 +538,12 @@ def build_trainer(
     `trainer_class` (a `BermoTrainer` subclass) and `trainer_kwargs` (its extra arguments) let other commands reuse
     all of this. `trainer.label_space` holds the `LabelSpace`. Raises `BermoUsageError` on bad data (see
     `load_raw_datasets`)."""
+    from .commands._common import load_checkpoint_config
+
     raw = load_raw_datasets(data_args)
     label_space = LabelSpace.from_datasets(raw, data_args.label_column)
+    checkpoint_config = load_checkpoint_config(model_args.model_name_or_path)
+    label_space = name_classes(label_space, checkpoint_config, data_args.class_names)
     tokenizer = AutoTokenizer.from_pretrained(model_args.model_name_or_path)
     set_seed(training_args.seed)
     model = load_model(model_args, label_space)

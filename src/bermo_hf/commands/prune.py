@@ -18,7 +18,14 @@ import sys
 from pathlib import Path
 
 from ..pruning import PruningArgumentError, PruningArguments, PruningTrainer, format_sparsity_report, sparsity_report
-from ..training import BermoTrainer, DataArguments, ModelArguments, build_trainer, train_and_evaluate
+from ..training import (
+    BermoTrainer,
+    DataArguments,
+    ModelArguments,
+    build_trainer,
+    take_label_names_as_class_names,
+    train_and_evaluate,
+)
 from ._common import (
     BermoUsageError,
     checkpoints_kept_on_interrupt,
@@ -60,6 +67,7 @@ def parse_arguments(argv: list[str]):
             "the final model, which is always kept."
         )
     overwrite = any(getattr(args, "overwrite_output_dir", False) for args in (training_args, *output_args))
+    take_label_names_as_class_names(data_args, training_args)
     return model_args, data_args, pruning_args, training_args, overwrite
 
 

@@ -14,7 +14,13 @@ import sys
 from pathlib import Path
 
 from ..hub import LayerWeights
-from ..training import DataArguments, ModelArguments, build_trainer, train_and_evaluate
+from ..training import (
+    DataArguments,
+    ModelArguments,
+    build_trainer,
+    take_label_names_as_class_names,
+    train_and_evaluate,
+)
 from ._common import (
     BermoUsageError,
     checkpoint_folders,
@@ -48,6 +54,7 @@ def parse_arguments(argv: list[str]):
     except ValueError as error:  # TrainingArguments' own consistency checks
         raise BermoUsageError(" ".join(str(error).split())) from None
     overwrite = any(getattr(args, "overwrite_output_dir", False) for args in (training_args, *output_args))
+    take_label_names_as_class_names(data_args, training_args)
     return model_args, data_args, training_args, overwrite
 
 
