@@ -30,8 +30,9 @@ from .configuration_bermo import BermoConfig
 
 # Share of the mix that the last depth starts with under `layer_mix_init="last"`.
 LAST_DEPTH_INITIAL_SHARE = 0.9
-# Functions called as `writer(model, save_directory)` after `save_pretrained` has written a BERMo model. `bermo_hf`
-# registers its model-card writer here; the Hub-shipped file stays free of it.
+# Functions called as `writer(model, save_directory)` after `save_pretrained` has written a BERMo model, and before
+# `push_to_hub` uploads. `bermo_hf` registers its model-card writer here (it merges into a README.md already in the
+# folder rather than replacing it); the Hub-shipped file stays free of it.
 MODEL_CARD_WRITERS = []
 # Keyword arguments of `from_pretrained` that say where and how to read a checkpoint's files.
 _HUB_KWARGS = ("cache_dir", "force_download", "local_files_only", "proxies", "revision", "subfolder", "token")
@@ -285,7 +286,8 @@ class BermoPreTrainedModel(BertPreTrainedModel):
 
     def save_pretrained(self, save_directory, *args, is_main_process: bool = True, **kwargs):
         """Saves like any `PreTrainedModel`, with an `auto_map` that names every BERMo Auto class, so the folder
-        loads with `trust_remote_code=True` through each of them; then runs the registered model-card writers."""
+        loads with `trust_remote_code=True` through each of them; then runs the registered model-card writers (which
+        merge into a model card already in `save_directory`)."""
         self.config.auto_map = dict(AUTO_MAP)
         result = super().save_pretrained(save_directory, *args, is_main_process=is_main_process, **kwargs)
         if is_main_process:
@@ -293,7 +295,9 @@ class BermoPreTrainedModel(BertPreTrainedModel):
         return result
 
     def _upload_modified_files(self, working_dir, *args, **kwargs):
-        # `push_to_hub` writes transformers' generic README.md after `save_pretrained`: write the model card again.
+        # A private transformers method (4.57 and 5.x): `push_to_hub` saves, then writes the Hub repository's card (its
+        # existing one with the `tags=` added, or transformers' template) over README.md, then calls this to upload.
+        # The writers merge BERMo's section into that card here. tests/test_hub.py fails if this stops being called.
         self._write_model_cards(working_dir)
         return super()._upload_modified_files(working_dir, *args, **kwargs)
 
