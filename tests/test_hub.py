@@ -193,3 +193,178 @@ def test_model_push_to_hub_uploads_the_bermo_card(tiny_config, tmp_path, hub_com
     files = hub_commits[0]["files"]
     assert {"config.json", "configuration_bermo.py", "modeling_bermo.py", "model.safetensors"} <= set(files)
     assert "tags:\n- bermo\n- custom_code" in files["README.md"].decode() and "layer_weights.png" in files
+
+
+EXISTING_CARD = """---
+license: apache-2.0
+language:
+- en
+tags:
+- sentiment-analysis
+- my-tag
+datasets:
+- imdb
+---
+
+# My sentiment model
+
+Hand-written prose that must survive every push.
+"""
+
+
+def check_merged_card(card_text: str, pushed_tags=()) -> ModelCard:
+    card = ModelCard(card_text)
+    assert card.data.license == "apache-2.0" and card.data.language == ["en"]
+    assert card.data.tags[:2] == ["sentiment-analysis", "my-tag"]
+    assert {"bermo", "custom_code", *pushed_tags} <= set(card.data.tags)
+    assert card.data.datasets[0] == "imdb" and card.data.library_name == "transformers"
+    assert "# My sentiment model" in card.text and "Hand-written prose that must survive every push." in card.text
+    assert card.text.count("<!-- bermo-hf:begin") == 1 and card.text.count("<!-- bermo-hf:end -->") == 1
+    assert "trust_remote_code=True" in card.text and "### Learned layer weights" in card.text
+    return card
+
+
+@pytest.fixture
+def hub_card(hub_commits, monkeypatch) -> dict:
+    """The Hub repository already has a hand-written card (`EXISTING_CARD`); each commit replaces it as the Hub does."""
+    state = {"card": EXISTING_CARD}
+
+    def load_card(repo_id, *args, **kwargs):
+        if hub_commits and "README.md" in hub_commits[-1]["files"]:
+            state["card"] = hub_commits[-1]["files"]["README.md"].decode()
+        return ModelCard(state["card"])
+
+    monkeypatch.setattr(huggingface_hub.ModelCard, "load", load_card)
+    return state
+
+
+def test_push_to_hub_keeps_the_existing_hub_card_and_updates_its_bermo_section_in_place(
+    tiny_config, tmp_path, hub_commits, hub_card
+):
+    model = trained_looking_model(tiny_config)
+    model.push_to_hub("me/x", tags=["sentiment"])
+    first = check_merged_card(hub_commits[-1]["files"]["README.md"].decode(), pushed_tags=["sentiment"])
+    assert "layer_weights.png" in hub_commits[-1]["files"]
+    with torch.no_grad():
+        model.bert.layer_mix.weights.copy_(torch.tensor([3.0, 0.0, 0.0]))
+    model.push_to_hub("me/x")
+    second = check_merged_card(hub_commits[-1]["files"]["README.md"].decode(), pushed_tags=["sentiment"])
+    assert second.text.split("<!-- bermo-hf:begin")[0] == first.text.split("<!-- bermo-hf:begin")[0]
+    weights = LayerWeights.from_model(model)
+    assert f"| embeddings | {weights.weights[0]:.4f} |" in second.text
+
+
+def test_bermo_train_push_to_hub_merges_into_the_existing_hub_card(tmp_path, hub_commits, hub_card):
+    tiny_bert = save_tiny_bert(tmp_path / "tiny-bert")
+    train = write_tsv(tmp_path / "train.tsv", SENTENCES * 2)
+    status = bermo(
+        [
+            *("train", "--model_name_or_path", str(tiny_bert), "--train_file", str(train)),
+            *("--output_dir", str(tmp_path / "out"), "--max_steps", "1", "--push_to_hub"),
+            *("--hub_model_id", "me/x", "--disable_tqdm", "true", "--save_strategy", "no"),
+        ]
+    )
+    assert status == 0
+    final = [commit for commit in hub_commits if commit["message"] == "End of training"]
+    check_merged_card(final[-1]["files"]["README.md"].decode())
+    check_merged_card((tmp_path / "out" / "README.md").read_text())
+
+
+def test_trainer_push_to_hub_adds_its_tags_to_the_hub_card(tmp_path, hub_commits, hub_card):
+    from transformers import TrainingArguments
+
+    from bermo_hf.training import DataArguments, ModelArguments, build_trainer
+
+    tiny_bert = save_tiny_bert(tmp_path / "tiny-bert")
+    train = write_tsv(tmp_path / "train.tsv", SENTENCES * 2)
+    args = TrainingArguments(
+        output_dir=str(tmp_path / "out"), max_steps=1, report_to="none", push_to_hub=True, hub_model_id="me/x"
+    )
+    trainer = build_trainer(ModelArguments(str(tiny_bert)), DataArguments(train_file=str(train)), args)
+    trainer.train()
+    trainer.push_to_hub(tags=["sentiment"], license="mit")
+    card = ModelCard(hub_commits[-1]["files"]["README.md"].decode())
+    assert card.data.license == "mit"  # given explicitly
+    card.data.license = "apache-2.0"
+    check_merged_card(str(card), pushed_tags=["sentiment"])
+
+
+def test_save_pretrained_merges_into_a_readme_already_in_the_folder(tiny_config, tmp_path):
+    (tmp_path / "README.md").write_text(EXISTING_CARD)
+    model = trained_looking_model(tiny_config)
+    model.save_pretrained(tmp_path)
+    model.save_pretrained(tmp_path)  # the section is updated in place, not added twice
+    check_merged_card((tmp_path / "README.md").read_text())
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    (plain / "README.md").write_text("Notes without metadata.\n")
+    model.save_pretrained(plain)
+    card = ModelCard.load(plain / "README.md")
+    assert card.text.startswith("Notes without metadata.") and card.data.tags == ["bermo", "custom_code"]
+
+
+def test_no_chart_is_drawn_in_trainer_checkpoints(tiny_config, tmp_path):
+    model = trained_looking_model(tiny_config)
+    model.save_pretrained(tmp_path / "checkpoint-500")
+    assert not (tmp_path / "checkpoint-500" / "layer_weights.png").exists()
+    assert "![Layer weights]" not in (tmp_path / "checkpoint-500" / "README.md").read_text()
+
+
+# `push_to_hub` under transformers 4.57.6 (first on PYTHONPATH of a fresh process), the Hub intercepted as above: the
+# override of `PreTrainedModel._upload_modified_files` that merges the card must still be called there.
+PUSH_UNDER_RELEASE = """
+import json, sys
+sys.modules["datasets"] = None  # installed for the newest transformers; 4.57 would import it with a hub it does not fit
+import huggingface_hub, torch, transformers
+import transformers.utils.hub as transformers_hub
+from bermo_hf import BermoConfig, BermoForSequenceClassification
+
+uploaded = {}
+
+def create_repo(*args, **kwargs):
+    repo_id = kwargs.get("repo_id") or [a for a in args if isinstance(a, str)][0]
+    return huggingface_hub.RepoUrl(f"https://huggingface.co/{repo_id}")
+
+def create_commit(*args, operations=(), **kwargs):
+    for operation in operations:
+        with operation.as_file() as file:
+            uploaded[operation.path_in_repo] = file.read()
+
+huggingface_hub.HfApi.create_repo = lambda self, *a, **k: create_repo(*a, **k)
+huggingface_hub.HfApi.create_commit = lambda self, *a, **k: create_commit(*a, **k)
+for name, function in (("create_repo", create_repo), ("create_commit", create_commit)):
+    if hasattr(transformers_hub, name):
+        setattr(transformers_hub, name, function)
+huggingface_hub.ModelCard.load = classmethod(lambda cls, *a, **k: cls(sys.argv[1]))
+if hasattr(huggingface_hub.hf_api, "is_xet_available"):
+    huggingface_hub.hf_api.is_xet_available = lambda: False
+
+config = BermoConfig(vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37,
+                     max_position_embeddings=64)
+BermoForSequenceClassification(config).push_to_hub("me/x", tags=["sentiment"])
+card = uploaded["README.md"].decode()
+print("RESULT " + json.dumps({"transformers": transformers.__version__, "card": card, "files": sorted(uploaded)}))
+"""
+
+
+def test_push_to_hub_merges_the_card_under_transformers_4_57(tmp_path):
+    releases = os.environ.get("BERMO_TRANSFORMERS_RELEASES")
+    if not releases:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("BERMO_TRANSFORMERS_RELEASES (a folder of transformers releases) is required under CI")
+        pytest.skip("BERMO_TRANSFORMERS_RELEASES is not set")
+    pythonpath = os.pathsep.join(filter(None, [os.path.join(releases, "4.57.6"), os.environ.get("PYTHONPATH")]))
+    result = subprocess.run(
+        [sys.executable, "-c", PUSH_UNDER_RELEASE, EXISTING_CARD],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": pythonpath, "HF_HUB_OFFLINE": "1"},
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    (line,) = [line for line in result.stdout.splitlines() if line.startswith("RESULT ")]
+    outcome = json.loads(line.removeprefix("RESULT "))
+    assert outcome["transformers"] == "4.57.6"
+    assert {"config.json", "modeling_bermo.py", "model.safetensors", "layer_weights.png"} <= set(outcome["files"])
+    check_merged_card(outcome["card"], pushed_tags=["sentiment"])

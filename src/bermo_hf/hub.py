@@ -1,9 +1,15 @@
 """What a BERMo folder tells people: the model card (README.md) with the learned layer weights, and their chart.
 
 `write_model_card` is registered in `modeling_bermo.MODEL_CARD_WRITERS`, so every `save_pretrained` of a BERMo model
-(and everything built on it: `push_to_hub`, the `Trainer`'s saves) writes the card and `layer_weights.png` beside the
-weights. What the model itself does not know (the checkpoint it started from, its data, its scores) is attached with
-`set_model_card_info`.
+(and everything built on it: `push_to_hub`, the `Trainer`'s saves) writes the card and, except in `Trainer`
+checkpoint folders, `layer_weights.png` beside the weights. What the model itself does not know (the checkpoint it
+started from, its data, its scores) is attached with `set_model_card_info`.
+
+A card already there is merged, never replaced (`merge_model_card`): its YAML metadata stays (tags, datasets and
+metrics become unions; `license`, `language` and every other key are kept), its prose stays, and BERMo's own part
+(usage snippet, layer-weight table, chart, scores) lives in one section between `SECTION_BEGIN` and `SECTION_END`,
+added at the end the first time and updated in place afterwards. `push_to_hub` merges into the card already on the
+Hub (with the `tags=` passed), `BermoTrainer.push_to_hub` too.
 """
 
 import dataclasses
@@ -16,6 +22,18 @@ from huggingface_hub import ModelCard, ModelCardData
 from torch import nn
 
 CHART_FILENAME = "layer_weights.png"
+CARD_FILENAME = "README.md"
+# The delimiters of BERMo's section of a model card: what lies between them is rewritten on every save, the rest kept.
+SECTION_BEGIN = "<!-- bermo-hf:begin (written by bermo_hf on every save; edit outside this section) -->"
+SECTION_END = "<!-- bermo-hf:end -->"
+_SECTION = re.compile(r"<!-- bermo-hf:begin.*?-->.*?<!-- bermo-hf:end -->", re.DOTALL)
+# Metadata lists merged as unions; every other key of an existing card is kept as it is.
+_UNION_KEYS = ("tags", "datasets", "metrics")
+# transformers' `create_and_tag_model_card` fills a repository without a card with the Hub's template and this
+# sentence: such a card holds no one's prose, and BERMo's card replaces its text (its metadata is still merged).
+_TRANSFORMERS_TEMPLATE_SENTENCE = "This model card has been automatically generated."
+# The name the Trainer gives its checkpoint folders: no chart is drawn there.
+_CHECKPOINT_FOLDER = re.compile(r"^checkpoint-\d+$")
 PAPER_URL = "https://arxiv.org/abs/2110.15802"
 # The Hub task of each BERMo class, and the Auto class that loads it.
 TASKS = {
@@ -164,10 +182,10 @@ def _card_info_of_folder(folder: str) -> ModelCardInfo:
 def build_model_card(
     model: nn.Module, info: ModelCardInfo | None = None, chart_filename: str | None = None
 ) -> ModelCard:
-    """The model card of a BERMo model: YAML metadata, a usage snippet, the layer-weight table, the results."""
+    """The model card of a BERMo model on its own: YAML metadata, a title and BERMo's section (see
+    `bermo_section`). `merge_model_card` puts it into a card that already exists."""
     info = info or model_card_info(model)
-    class_name = type(model).__name__
-    pipeline_tag, auto_class = TASKS.get(class_name, ("feature-extraction", "AutoModel"))
+    pipeline_tag, _ = TASKS.get(type(model).__name__, ("feature-extraction", "AutoModel"))
     base_model = info.base_model if is_hub_id(info.base_model) else None
     card_data = ModelCardData(
         library_name="transformers",
@@ -177,19 +195,31 @@ def build_model_card(
         datasets=info.datasets or None,
         metrics=sorted(name for name in info.metrics if name != "loss") or None,
     )
+    title = info.repo_id.split("/")[-1] if info.repo_id else "BERMo model"
+    text = f"# {title}\n\n{bermo_section(model, info, chart_filename)}\n"
+    return ModelCard(f"---\n{card_data.to_yaml()}\n---\n\n{text}")
+
+
+def bermo_section(model: nn.Module, info: ModelCardInfo | None = None, chart_filename: str | None = None) -> str:
+    """BERMo's part of a model card, between `SECTION_BEGIN` and `SECTION_END`: what the model is, a usage snippet
+    with `trust_remote_code=True`, the learned layer weights (and `chart_filename`), the scores, the training data."""
+    info = info or model_card_info(model)
+    pipeline_tag, auto_class = TASKS.get(type(model).__name__, ("feature-extraction", "AutoModel"))
+    base_model = info.base_model if is_hub_id(info.base_model) else None
     layer_weights = LayerWeights.from_model(model)
     repo = info.repo_id or "path/to/this/folder"
-    sections = [
-        f"# {info.repo_id.split('/')[-1] if info.repo_id else 'BERMo model'}",
+    parts = [
+        SECTION_BEGIN,
+        "## BERMo",
         f"A [BERMo]({PAPER_URL}) model: BERT whose task head reads a learned scalar mix of every depth, "
         "`gamma * sum_j softmax(w)_j * h_j` (depth 0 is the embedding output), instead of the last layer only."
         + (f" Built from [{base_model}](https://huggingface.co/{base_model})." if base_model else ""),
-        "## Usage\n\nThe model code ships with the weights, so loading needs `trust_remote_code=True` (and no other "
+        "### Usage\n\nThe model code ships with the weights, so loading needs `trust_remote_code=True` (and no other "
         "package than `transformers`):\n\n" + _usage_snippet(repo, pipeline_tag, auto_class),
     ]
     if layer_weights is not None:
-        sections.append(
-            "## Learned layer weights\n\n"
+        parts.append(
+            "### Learned layer weights\n\n"
             + layer_weights.markdown_table()
             + f"\n\ngamma = {layer_weights.gamma:.4f}; expected layer sum_j j * s_j = "
             + f"{layer_weights.expected_layer:.2f} (the mix's center of gravity, Tenney et al. 2019)."
@@ -197,10 +227,64 @@ def build_model_card(
         )
     if info.metrics:
         rows = "\n".join(f"| {name} | {value:.4f} |" for name, value in sorted(info.metrics.items()))
-        sections.append(f"## Evaluation\n\n| metric | value |\n|---|---:|\n{rows}")
+        parts.append(f"### Evaluation\n\n| metric | value |\n|---|---:|\n{rows}")
     if info.training_data or info.datasets:
-        sections.append(f"## Training data\n\n{info.training_data or ', '.join(info.datasets)}")
-    return ModelCard(f"---\n{card_data.to_yaml()}\n---\n\n" + "\n\n".join(sections) + "\n")
+        parts.append(f"### Training data\n\n{info.training_data or ', '.join(info.datasets)}")
+    return "\n\n".join(parts) + "\n\n" + SECTION_END
+
+
+def merge_model_card(existing: ModelCard | str | None, card: ModelCard, tags: list[str] | None = None) -> ModelCard:
+    """`card` (a BERMo card, see `build_model_card`) merged into the `existing` card, which keeps what it has.
+
+    Metadata: `tags` (plus the `tags` argument), `datasets` and `metrics` become unions in which the existing entries
+    come first; every other existing key (`license`, `language`, `base_model`, ...) is kept, and keys it lacks are
+    taken from `card`. Text: the existing prose is kept; BERMo's section replaces the existing one in place, or is
+    added at the end. An existing card that is transformers' generated template gets `card`'s text instead."""
+    if existing is None or (isinstance(existing, str) and not existing.strip()):
+        merged = ModelCard(str(card))
+    else:
+        merged = existing if isinstance(existing, ModelCard) else ModelCard(existing, ignore_metadata_errors=True)
+        merged = ModelCard(str(merged), ignore_metadata_errors=True)  # a copy: `existing` is left as it was
+        for key, value in card.data.to_dict().items():
+            current = merged.data.get(key)
+            if key in _UNION_KEYS:
+                merged.data[key] = _union(_as_list(current), _as_list(value))
+            elif current in (None, "", []):
+                merged.data[key] = value
+        section = _SECTION.search(card.text)
+        if section is None:
+            raise ValueError("the card to merge has no BERMo section")
+        if _SECTION.search(merged.text):
+            merged.text = _SECTION.sub(lambda _: section.group(0), merged.text, count=1)
+        elif _TRANSFORMERS_TEMPLATE_SENTENCE in merged.text:
+            merged.text = card.text
+        else:
+            merged.text = merged.text.rstrip() + "\n\n" + section.group(0) + "\n"
+    if tags:
+        merged.data.tags = _union(_as_list(merged.data.tags), list(tags))
+    return merged
+
+
+def _as_list(value) -> list:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def _union(first: list, second: list) -> list:
+    return first + [item for item in second if item not in first]
+
+
+def load_hub_model_card(repo_id: str, token: str | bool | None = None) -> ModelCard | None:
+    """The model card of the Hub repository `repo_id`, or None when the repository or its card does not exist.
+
+    Any other failure (no network, no access) is raised: a push must not replace a card it could not read."""
+    from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError
+
+    try:
+        return ModelCard.load(repo_id, token=token)
+    except (EntryNotFoundError, RepositoryNotFoundError):
+        return None
 
 
 def _usage_snippet(repo: str, pipeline_tag: str, auto_class: str) -> str:
@@ -217,13 +301,21 @@ def _usage_snippet(repo: str, pipeline_tag: str, auto_class: str) -> str:
     )
 
 
-def write_model_card(model: nn.Module, save_directory: str | os.PathLike) -> None:
-    """Writes `README.md` (the model card) and, when matplotlib is installed, `layer_weights.png` into
-    `save_directory`. Registered in `modeling_bermo.MODEL_CARD_WRITERS`, it runs after every BERMo `save_pretrained`."""
+def write_model_card(
+    model: nn.Module, save_directory: str | os.PathLike, existing: ModelCard | str | None = None
+) -> None:
+    """Writes BERMo's model card into `save_directory/README.md`, merged (`merge_model_card`) into the card already
+    there, or into `existing` when given (e.g. the card on the Hub); and, when matplotlib is installed and
+    `save_directory` is not a `Trainer` checkpoint folder (`checkpoint-STEP`), `layer_weights.png`.
+
+    Registered in `modeling_bermo.MODEL_CARD_WRITERS`, it runs after every BERMo `save_pretrained` and before
+    `push_to_hub` uploads."""
     save_directory = Path(save_directory)
+    card_path = save_directory / CARD_FILENAME
+    if existing is None and card_path.is_file():
+        existing = card_path.read_text(encoding="utf-8")
     layer_weights = LayerWeights.from_model(model)
-    chart_written = layer_weights is not None and save_layer_weights_chart(
-        layer_weights, save_directory / CHART_FILENAME
-    )
+    draw_chart = layer_weights is not None and not _CHECKPOINT_FOLDER.match(save_directory.name)
+    chart_written = draw_chart and save_layer_weights_chart(layer_weights, save_directory / CHART_FILENAME)
     card = build_model_card(model, chart_filename=CHART_FILENAME if chart_written else None)
-    card.save(save_directory / "README.md")
+    merge_model_card(existing, card).save(card_path)

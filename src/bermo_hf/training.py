@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from huggingface_hub import ModelCard
 from torch import nn
 from transformers import (
     AutoTokenizer,
@@ -37,7 +38,17 @@ from transformers.trainer_pt_utils import get_parameter_names
 
 from .commands._common import BermoUsageError
 from .configuration_bermo import LAYER_MIX_INITS
-from .hub import LayerWeights, find_layer_mix, is_hub_id, model_card_info, set_model_card_info, write_model_card
+from .hub import (
+    CARD_FILENAME,
+    LayerWeights,
+    find_layer_mix,
+    is_hub_id,
+    load_hub_model_card,
+    merge_model_card,
+    model_card_info,
+    set_model_card_info,
+    write_model_card,
+)
 from .modeling_bermo import BermoForSequenceClassification
 
 logger = logging.getLogger(__name__)
@@ -453,7 +464,8 @@ class BermoTrainer(Trainer):
     - the layer mix in an optimizer group of its own (`mix_learning_rate`, never weight decay), see
       `mix_parameter_groups`;
     - for a BERMo model, `create_model_card` (run by `push_to_hub`) writes the BERMo model card, with the base
-      model, data and last evaluation scores, instead of the generic Trainer card.
+      model, data and last evaluation scores, instead of the generic Trainer card, merged into the card the Hub
+      repository already has.
     """
 
     def __init__(self, *args, mix_learning_rate: float | None = None, **kwargs):
@@ -477,16 +489,35 @@ class BermoTrainer(Trainer):
         return super().create_optimizer() if model is None else super().create_optimizer(model)
 
     def create_model_card(
-        self, *args, dataset: str | list[str] | None = None, finetuned_from: str | None = None, **kwargs
+        self,
+        *args,
+        dataset: str | list[str] | None = None,
+        finetuned_from: str | None = None,
+        tags: str | list[str] | None = None,
+        language: str | None = None,
+        license: str | None = None,
+        **kwargs,
     ):
+        """For a BERMo model (run by `push_to_hub`): BERMo's card in `args.output_dir/README.md`, with the base model,
+        data and last evaluation scores, merged into the card the Hub repository already has (its metadata and prose
+        kept, `tags` added); without a Hub card, into the folder's own. Other models get the `Trainer`'s card."""
         model = self.accelerator.unwrap_model(self.model)
         if find_layer_mix(model) is None or not isinstance(model, PreTrainedModel):
-            return super().create_model_card(*args, dataset=dataset, finetuned_from=finetuned_from, **kwargs)
+            return super().create_model_card(
+                *args,
+                dataset=dataset,
+                finetuned_from=finetuned_from,
+                tags=tags,
+                language=language,
+                license=license,
+                **kwargs,
+            )
         if not self.is_world_process_zero():
             return None
         info = model_card_info(model)
+        repo_id = getattr(self, "hub_model_id", None) or self.args.hub_model_id
         updates = {
-            "repo_id": getattr(self, "hub_model_id", None) or info.repo_id,
+            "repo_id": repo_id or info.repo_id,
             "metrics": last_eval_metrics(self.state.log_history) or info.metrics,
         }
         if finetuned_from:
@@ -494,7 +525,15 @@ class BermoTrainer(Trainer):
         if dataset:
             updates["datasets"] = [dataset] if isinstance(dataset, str) else list(dataset)
         set_model_card_info(model, **updates)
-        write_model_card(model, self.args.output_dir)
+        write_model_card(model, self.args.output_dir)  # merged into the folder's card
+        card_path = Path(self.args.output_dir, CARD_FILENAME)
+        hub_card = load_hub_model_card(repo_id, token=self.args.hub_token) if repo_id else None
+        local_card = ModelCard(card_path.read_text(encoding="utf-8"), ignore_metadata_errors=True)
+        card = merge_model_card(hub_card, local_card, tags=[tags] if isinstance(tags, str) else tags)
+        for key, value in (("language", language), ("license", license)):
+            if value is not None:
+                card.data[key] = value
+        card.save(card_path)
         return None
 
 
