@@ -60,9 +60,10 @@ def set_threads(threads: int | None) -> None:
         torch.set_num_threads(threads)
 
 
-def build_model(kind: str, checkpoint: str, num_labels: int = 2, seed: int = 0):
+def build_model(kind: str, checkpoint: str, num_labels: int = 2, seed: int = 0, **mix_settings):
     """One sequence classifier: `kind` is `"bert"` (`BertForSequenceClassification`) or `"bermo"`
-    (`BermoForSequenceClassification`), loaded from `checkpoint` (a folder, `minilm` or `bert-base-random`)."""
+    (`BermoForSequenceClassification`), loaded from `checkpoint` (a folder, `minilm` or `bert-base-random`).
+    `mix_settings` (BERMo only, e.g. `layer_mix_init="last"`) override the configuration's mix settings."""
     import torch
     from transformers import BertConfig, BertForSequenceClassification
 
@@ -74,19 +75,21 @@ def build_model(kind: str, checkpoint: str, num_labels: int = 2, seed: int = 0):
     }
     config_class, model_class = classes[kind]
     folder = resolve_checkpoint(checkpoint)
+    if mix_settings and kind != "bermo":
+        raise ValueError(f"mix settings {sorted(mix_settings)} apply to BERMo only, not to {kind!r}")
     torch.manual_seed(seed)
     if folder is None:
-        return model_class(config_class(num_labels=num_labels))
-    return model_class.from_pretrained(folder, num_labels=num_labels)
+        return model_class(config_class(num_labels=num_labels, **mix_settings))
+    return model_class.from_pretrained(folder, num_labels=num_labels, **mix_settings)
 
 
-def build_pair(checkpoint: str, num_labels: int = 2, seed: int = 0):
+def build_pair(checkpoint: str, num_labels: int = 2, seed: int = 0, **mix_settings):
     """`(bert, bermo)` sequence classifiers that start from identical weights.
 
     Both load `checkpoint`; then every BERT weight, the freshly initialized classifier (and pooler) included, is
     copied into BERMo, so the only difference is BERMo's layer mix (`bert.layer_mix.*`)."""
     bert = build_model("bert", checkpoint, num_labels, seed)
-    bermo = build_model("bermo", checkpoint, num_labels, seed)
+    bermo = build_model("bermo", checkpoint, num_labels, seed, **mix_settings)
     result = bermo.load_state_dict(bert.state_dict(), strict=False)
     missing = sorted(key for key in result.missing_keys if not key.startswith("bert.layer_mix."))
     if missing or result.unexpected_keys:
@@ -94,12 +97,12 @@ def build_pair(checkpoint: str, num_labels: int = 2, seed: int = 0):
     return bert, bermo
 
 
-def build_comparable(kind: str, checkpoint: str, num_labels: int = 2, seed: int = 0):
-    """The `kind` (`"bert"` or `"bermo"`) model of `build_pair(checkpoint, num_labels, seed)`, building BERMo's BERT
-    partner only when it is needed, to copy its weights."""
+def build_comparable(kind: str, checkpoint: str, num_labels: int = 2, seed: int = 0, **mix_settings):
+    """The `kind` (`"bert"` or `"bermo"`) model of `build_pair(checkpoint, num_labels, seed, **mix_settings)`,
+    building BERMo's BERT partner only when it is needed, to copy its weights."""
     if kind == "bert":
-        return build_model("bert", checkpoint, num_labels, seed)
-    return build_pair(checkpoint, num_labels, seed)[1]
+        return build_model("bert", checkpoint, num_labels, seed, **mix_settings)
+    return build_pair(checkpoint, num_labels, seed, **mix_settings)[1]
 
 
 def library_versions() -> dict:

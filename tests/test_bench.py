@@ -22,6 +22,7 @@ import bench_common  # noqa: E402
 import convergence  # noqa: E402
 import op_profile  # noqa: E402
 import overhead  # noqa: E402
+import stability  # noqa: E402
 
 POSITIVE = ["good", "great", "fine", "nice", "lovely"]
 NEGATIVE = ["bad", "awful", "poor", "dull", "boring"]
@@ -234,3 +235,119 @@ def test_op_profile_finds_the_mix_as_bermos_only_extra_work(tiny_bert, tmp_path)
         # the mix's softmax over the 3 depths (embeddings + 2 layers) is work that only BERMo does
         assert any(key.startswith("aten::_softmax [[3]") for key in entry["extra_ops"])
     assert "extra share" in output.with_suffix(".md").read_text()
+
+
+@pytest.fixture(scope="module")
+def tiny_data_root(tiny_sst2, tmp_path_factory):
+    """A `../shared/data`-shaped folder: `sst2/` (the tiny SST-2 above) and `rte/` (24 train, 8 dev pairs with the
+    real RTE header `index<TAB>sentence1<TAB>sentence2<TAB>label`)."""
+    root = tmp_path_factory.mktemp("tiny_data")
+    (root / "sst2").mkdir()
+    for name in ("train.tsv", "dev.tsv"):
+        (root / "sst2" / name).write_text((tiny_sst2 / name).read_text())
+    (root / "rte").mkdir()
+    for name, count in (("train.tsv", 24), ("dev.tsv", 8)):
+        rows = ["index\tsentence1\tsentence2\tlabel"]
+        for index in range(count):
+            words = POSITIVE if index % 2 else NEGATIVE
+            premise = f"the film is {words[index % 5]} and the cast is {FILLER[index % len(FILLER)]}"
+            label = "entailment" if index % 3 else "not_entailment"
+            rows.append(f"{index}\t{premise}\tthe film is {words[(index + 1) % 5]}\t{label}")
+        (root / "rte" / name).write_text("\n".join(rows) + "\n")
+    return root
+
+
+def _stability_argv(tiny_bert, tiny_data_root, tmp_path, *extra):
+    return [
+        "--model", tiny_bert, "--data_root", str(tiny_data_root), "--tasks", "rte", "sst2-500",
+        "--variants", "bert", "uniform-mix1e-2", "--seeds", "0", "--max_steps", "2", "--batch_size", "8",
+        "--evals_per_epoch", "2", "--train_subset", "16", "--name", "tiny_stability",
+        "--results_dir", str(tmp_path / "results"), "--figures_dir", str(tmp_path / "figures"), *extra,
+    ]  # fmt: skip
+
+
+def test_stability_records_each_run_and_skips_recorded_ones(tiny_bert, tiny_data_root, tmp_path, monkeypatch):
+    argv = _stability_argv(tiny_bert, tiny_data_root, tmp_path)
+    assert stability.main(argv) == 0
+
+    path = tmp_path / "results" / "tiny_stability.json"
+    results = json.loads(path.read_text())
+    assert results["command"].startswith("python bench/stability.py") and results["machine"]["versions"]["torch"]
+    assert [(run["task"], run["variant"], run["seed"]) for run in results["runs"]] == [
+        ("rte", "bert", 0), ("rte", "uniform-mix1e-2", 0), ("sst2-500", "bert", 0), ("sst2-500", "uniform-mix1e-2", 0)
+    ]  # fmt: skip
+    for run in results["runs"]:
+        settings = run["settings"]
+        assert settings["task"] == run["task"] and settings["variant"] == run["variant"]
+        assert settings["max_steps"] == 2 and settings["batch_size"] == 8 and settings["warmup_ratio"] == 0.1
+        assert settings["learning_rate"] == stability.TASKS[run["task"]]["learning_rate"]
+        assert run["num_train"] == 16 and run["num_dev"] == (8 if run["task"] == "rte" else 16)
+        assert [point["step"] for point in run["curve"]] == [0, 1, 2] and run["steps"] == 2
+        assert run["best_accuracy"] == max(point["dev_accuracy"] for point in run["curve"])
+        assert run["final_accuracy"] == run["curve"][-1]["dev_accuracy"] and run["wall_time_s"] > 0
+        assert 0.5 <= run["majority_share"] <= 1 and run["machine"]["device"] == "cpu"
+        assert json.loads(run["key"])["seed"] == 0
+        assert ("layer_weights" in run) == (run["variant"] != "bert")
+    bermo = results["runs"][1]
+    assert bermo["settings"]["mix_learning_rate"] == 0.01 and bermo["settings"]["layer_mix_init"] == "uniform"
+    summary = results["summary"]
+    assert set(summary) == {"rte", "sst2-500"}
+    for entry in summary.values():
+        assert set(entry["variants"]) == {"bert", "uniform-mix1e-2"}
+        row = entry["variants"]["uniform-mix1e-2"]
+        assert row["seeds"] == [0] and 0 <= row["failed"] <= 1 and row["paired_final_difference_to_bert"] is not None
+    assert (tmp_path / "figures" / "tiny_stability.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    markdown = (tmp_path / "results" / "tiny_stability.md").read_text()
+    assert "**rte**" in markdown and "| BERT |" in markdown and "BERMo uniform, mix lr 0.01" in markdown
+
+    # rerunning the same command trains nothing; a grown grid trains only what is missing, seed-major
+    trained = []
+
+    def fake_train_one(settings, variant, seed, *args):
+        trained.append((settings["task"], variant["variant"], seed))
+        run = {**results["runs"][0], "task": settings["task"], "variant": variant["variant"], "seed": seed}
+        return {**run, "key": stability.run_key(settings, variant, seed)}
+
+    monkeypatch.setattr(stability, "train_one", fake_train_one)
+    assert stability.main(argv) == 0 and trained == []
+    assert json.loads(path.read_text())["runs"] == results["runs"]
+    assert stability.main([*argv, "--seeds", "0", "1", "--seeds_per_task", "sst2-500=1"]) == 0
+    assert trained == [("rte", "bert", 1), ("rte", "uniform-mix1e-2", 1)]
+    assert len(json.loads(path.read_text())["runs"]) == 6
+    # another learning rate is another run; a spent time budget starts none
+    assert stability.main([*argv, "--learning_rate", "1e-4", "--time_budget_min", "0"]) == 0
+    assert len(trained) == 2 and len(json.loads(path.read_text())["runs"]) == 6
+
+
+def test_stability_summary_counts_failures_pairs_seeds_and_steps_to_berts_best():
+    def run(task, variant, seed, accuracies, majority=0.5):
+        curve = [{"step": 10 * i, "dev_accuracy": a, "train_loss": None} for i, a in enumerate(accuracies)]
+        return {
+            "task": task, "variant": variant, "seed": seed, "curve": curve, "final_accuracy": accuracies[-1],
+            "best_accuracy": max(accuracies), "majority_share": majority, "num_dev": 100, "wall_time_s": 1.0,
+        }  # fmt: skip
+
+    runs = [
+        run("rte", "bert", 0, [0.5, 0.6, 0.7]),
+        run("rte", "bert", 1, [0.5, 0.5, 0.52]),  # at or below 0.5 + 0.02: failed
+        run("rte", "last", 0, [0.5, 0.7, 0.66]),
+        run("rte", "last", 1, [0.5, 0.6, 0.62]),
+    ]
+    summary = stability.summarize(runs)["rte"]
+    assert summary["failed_at_or_below"] == pytest.approx(0.52)
+    assert summary["bert_best_mean"] == pytest.approx(0.61)
+    bert, last = summary["variants"]["bert"], summary["variants"]["last"]
+    assert bert["failed"] == 1 and last["failed"] == 0
+    assert bert["final_accuracy"]["worst"] == 0.52 and bert["final_accuracy"]["best"] == 0.7
+    assert last["paired_final_difference_to_bert"]["mean"] == pytest.approx(((0.66 - 0.7) + (0.62 - 0.52)) / 2)
+    assert last["steps_to_bert_best_per_seed"] == {0: 10, 1: 20} and last["steps_to_bert_best_median"] == 15
+    assert bert["runs_reaching_bert_best"] == 1 and last["runs_reaching_bert_best"] == 2
+    assert last["final_values"] == [0.66, 0.62]
+    markdown = stability.summary_markdown(stability.summarize(runs))
+    assert "| BERT | 2 |" in markdown and "1 of 2" in markdown and "BERMo last, mix lr = model" in markdown
+
+
+def test_stability_refuses_a_malformed_seed_limit(capsys):
+    with pytest.raises(SystemExit):
+        stability.parse_args(["--seeds_per_task", "mnli=3"])
+    assert "--seeds_per_task takes TASK=N" in capsys.readouterr().err
