@@ -4,7 +4,10 @@ Tests that need the real checkpoint or the shared data skip when they are absent
 where such a skip is a failure.
 """
 
+import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -20,6 +23,18 @@ def _missing(what: str):
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(f"{what} is required under CI but absent")
     pytest.skip(f"{what} is absent")
+
+
+def result_of_fresh_process(argv: list[str], cwd: Path, pythonpath: str = "") -> dict:
+    """Runs `python ARGV...` in a new interpreter (offline, its own `HF_MODULES_CACHE` under `cwd`, PYTHONPATH set to
+    `pythonpath`) and returns the JSON it printed on its line `RESULT {...}`."""
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(cwd / "modules"), PYTHONPATH=pythonpath)
+    result = subprocess.run(
+        [sys.executable, *argv], capture_output=True, text=True, env=env, cwd=cwd, timeout=600, stdin=subprocess.DEVNULL
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    (line,) = [line for line in result.stdout.splitlines() if line.startswith("RESULT ")]
+    return json.loads(line.removeprefix("RESULT "))
 
 
 def tiny_config_kwargs(**overrides) -> dict:

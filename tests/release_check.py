@@ -14,6 +14,7 @@ needs it, and an older transformers would import it with a hub client it does no
 
 import json
 import sys
+from pathlib import Path
 
 sys.modules["datasets"] = None
 
@@ -44,16 +45,11 @@ def train_save_reload(out: str) -> dict:
     from bermo_hf import BermoConfig, BermoForSequenceClassification
     from bermo_hf.training import BermoTrainer
 
+    sys.path.insert(0, str(Path(__file__).parent))
+    from conftest import tiny_config_kwargs
+
     torch.manual_seed(0)
-    config = BermoConfig(
-        vocab_size=100,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=37,
-        max_position_embeddings=64,
-        num_labels=2,
-    )
+    config = BermoConfig(**tiny_config_kwargs(num_labels=2))
     model = BermoForSequenceClassification(config)
     start = {name: parameter.detach().clone() for name, parameter in model.bert.layer_mix.named_parameters()}
     input_ids = torch.randint(1, 100, (32, 8), generator=torch.Generator().manual_seed(0))

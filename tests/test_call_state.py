@@ -1,10 +1,6 @@
 """Each forward pass owns its mix: threads sharing one model, calls nested inside a call, and a call that failed
 half-way all leave every other call's result exactly as if it had run alone."""
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,7 +9,7 @@ import torch
 from bermo_hf import BermoConfig, BermoForSequenceClassification, BermoForTokenClassification, BermoLayerMix
 
 from .concurrency_check import batches, largest_difference_from_serial
-from .conftest import tiny_config_kwargs
+from .conftest import result_of_fresh_process, tiny_config_kwargs
 
 
 def tiny_model(model_class=BermoForSequenceClassification, **overrides):
@@ -33,20 +29,8 @@ def test_threads_sharing_a_model_get_the_serial_results(model_class, grad_mode):
 
 def test_threads_sharing_a_remote_code_model_get_the_serial_results(tmp_path):
     tiny_model().save_pretrained(tmp_path / "saved")
-    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(tmp_path / "modules"), PYTHONPATH="")
     script = Path(__file__).with_name("concurrency_check.py")
-    result = subprocess.run(
-        [sys.executable, str(script), str(tmp_path / "saved")],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        timeout=600,
-        stdin=subprocess.DEVNULL,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    (line,) = [line for line in result.stdout.splitlines() if line.startswith("RESULT ")]
-    measured = json.loads(line.removeprefix("RESULT "))
+    measured = result_of_fresh_process([str(script), str(tmp_path / "saved")], tmp_path)
     assert measured["module"].startswith("transformers_modules.")
     assert measured["no_grad"] <= 1e-6 and measured["inference_mode"] <= 1e-6
 

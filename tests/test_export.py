@@ -1,10 +1,6 @@
 """Compiled and exported graphs give the eager model's numbers: `torch.compile(fullgraph=True)`, `torch.export`,
 ONNX through onnxruntime (package classes, remote code, and the `bermo export` command)."""
 
-import json
-import os
-import subprocess
-import sys
 import textwrap
 
 import pytest
@@ -15,7 +11,7 @@ from bermo_hf import BermoConfig, BermoForQuestionAnswering, BermoForSequenceCla
 from bermo_hf.cli import main as bermo
 from bermo_hf.onnx_export import export_onnx, largest_onnx_difference
 
-from .conftest import tiny_config_kwargs
+from .conftest import result_of_fresh_process, tiny_config_kwargs
 
 
 def tiny_model(model_class=BermoForSequenceClassification, **overrides):
@@ -106,19 +102,8 @@ REMOTE_ONNX = textwrap.dedent(
 def test_a_remote_code_model_exports_to_onnx_matching_pytorch(vocab_sized_model, minilm_tokenizer, tmp_path):
     vocab_sized_model.save_pretrained(tmp_path / "saved")
     minilm_tokenizer.save_pretrained(tmp_path / "saved")
-    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(tmp_path / "modules"), PYTHONPATH="")
-    result = subprocess.run(
-        [sys.executable, "-c", REMOTE_ONNX, str(tmp_path / "saved"), str(tmp_path / "model.onnx")],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        timeout=600,
-        stdin=subprocess.DEVNULL,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    (line,) = [line for line in result.stdout.splitlines() if line.startswith("RESULT ")]
-    measured = json.loads(line.removeprefix("RESULT "))
+    argv = ["-c", REMOTE_ONNX, str(tmp_path / "saved"), str(tmp_path / "model.onnx")]
+    measured = result_of_fresh_process(argv, tmp_path)
     assert measured["module"].startswith("transformers_modules.")
     assert measured["difference"] <= 1e-4
 

@@ -1,8 +1,6 @@
 """A saved BERMo folder loads with `trust_remote_code=True` where `bermo_hf` cannot be imported."""
 
 import json
-import os
-import subprocess
 import sys
 import textwrap
 
@@ -11,6 +9,8 @@ import torch
 from transformers import AutoTokenizer
 
 from bermo_hf import BermoForSequenceClassification
+
+from .conftest import result_of_fresh_process
 
 TEXTS = ["a gripping , beautifully acted film .", "the plot is thin and the jokes fall flat"]
 
@@ -37,19 +37,7 @@ REMOTE_LOADER = textwrap.dedent(
 
 
 def run_without_bermo_hf(folder, tmp_path) -> dict:
-    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(tmp_path / "modules"), PYTHONPATH="")
-    result = subprocess.run(
-        [sys.executable, "-c", REMOTE_LOADER, str(folder), json.dumps(TEXTS)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        timeout=300,
-        stdin=subprocess.DEVNULL,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    (line,) = [line for line in result.stdout.splitlines() if line.startswith("RESULT ")]
-    return json.loads(line.removeprefix("RESULT "))
+    return result_of_fresh_process(["-c", REMOTE_LOADER, str(folder), json.dumps(TEXTS)], tmp_path)
 
 
 def test_remote_code_gives_identical_logits_and_configured_labels(minilm_path, tmp_path):

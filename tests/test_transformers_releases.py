@@ -7,8 +7,6 @@ client and tokenizers of its line, as `.ci/run` installs them), put first on PYT
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,7 +15,7 @@ from transformers import BertTokenizerFast
 
 from bermo_hf import BermoConfig, BermoForSequenceClassification
 
-from .conftest import tiny_config_kwargs
+from .conftest import result_of_fresh_process, tiny_config_kwargs
 
 RELEASES = ("4.57.6", "5.0.0", "5.2.0", "5.3.0")
 TEXTS = ["a gripping and beautifully acted film", "the plot is thin and the jokes fall flat", "what a film"]
@@ -38,19 +36,7 @@ def releases_dir() -> Path:
 def run_under(release_dir: Path, tmp_path: Path, *args: str) -> dict:
     assert (release_dir / "transformers").is_dir(), f"{release_dir} holds no transformers package"
     pythonpath = os.pathsep.join(filter(None, [str(release_dir), os.environ.get("PYTHONPATH")]))
-    env = dict(os.environ, PYTHONPATH=pythonpath, HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(tmp_path / "modules"))
-    result = subprocess.run(
-        [sys.executable, str(CHECK_SCRIPT), *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        timeout=600,
-        stdin=subprocess.DEVNULL,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    (line,) = [line for line in result.stdout.splitlines() if line.startswith("RESULT ")]
-    return json.loads(line.removeprefix("RESULT "))
+    return result_of_fresh_process([str(CHECK_SCRIPT), *args], tmp_path, pythonpath)
 
 
 def save_tiny_tokenizer(folder: Path) -> BertTokenizerFast:
