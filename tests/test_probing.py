@@ -31,7 +31,7 @@ from bermo_hf.probing import (
     summarize,
 )
 
-from .conftest import tiny_config_kwargs
+from .conftest import REPO_ROOT, _missing, tiny_config_kwargs
 
 SUBJECTS = {"NN": ["man", "dog", "cat", "woman"], "NNS": ["men", "dogs", "cats", "women"]}
 VERBS = {"PRES": ["sees", "likes", "finds"], "PAST": ["saw", "liked", "found"]}
@@ -333,3 +333,63 @@ def test_depth_probe_selects_its_regularization_on_va(c_values):
     result = fit_depth_probe(features, labels, c_values, max_iter=1000, seed=0)
     assert result.c == 1.0
     assert result.val_accuracy > 90 and result.test_accuracy > 90
+
+
+# Verbatim lines of the public SentEval files (from ../shared/data/senteval-sample), quirks kept: a sentence that
+# opens or closes with a quote, `´` for an apostrophe, `pul ing`, a line of daggers, a non-ASCII letter.
+REAL_TREE_DEPTH_LINES = (
+    "tr\t10\tWho knew who would be there ?",
+    "tr\t9\t\" I 'll see what I can do .",
+    "va\t5\tBut for art and romantic good intentions , he 's a sound investment . \"",
+    'te\t11\t" I should be able to keep your name out of this .',
+    'te\t7\t" You are a good man , Señor , " Roberto said .',
+)
+REAL_OTHER_LINES = {
+    "past_present": ("tr\tPRES\tHe grabbed my arm , pul ing me around one of the arcade games .",),
+    "bigram_shift": ("tr\tO\tShe ´ s cool with me .",),
+    "obj_number": ('te\tNNS\t† † † " What is next for you ? "',),
+}
+SENTEVAL_SAMPLE_DIR = REPO_ROOT.parent / "shared" / "data" / "senteval-sample"
+
+
+def test_real_senteval_lines_are_read_verbatim(tmp_path):
+    path = tmp_path / "tree_depth.txt"
+    path.write_bytes(("\n".join(REAL_TREE_DEPTH_LINES) + "\n").encode("utf-8"))
+    examples = read_senteval_file(path)
+    assert examples == {
+        split: [tuple(line.split("\t")[1:]) for line in REAL_TREE_DEPTH_LINES if line.startswith(split)]
+        for split in ("tr", "va", "te")
+    }
+    (data,) = load_senteval(tmp_path)
+    # depth labels sort as numbers, not as text ("11" after "9")
+    assert data.label_names == ["5", "7", "9", "10", "11"] and data.labels["te"] == [4, 1]
+    assert data.sentences["te"][1] == '" You are a good man , Señor , " Roberto said .'
+    for task, lines in REAL_OTHER_LINES.items():
+        ((split, label, sentence),) = (line.split("\t") for line in lines)
+        rows = read_senteval_file(_with_other_splits(tmp_path / f"{task}.txt", lines))
+        assert rows[split][0] == (label, sentence)
+
+
+def _with_other_splits(path, lines):
+    """`lines` plus one line of each split they lack (a file must hold tr, va and te), written as UTF-8."""
+    present = {line.split("\t")[0] for line in lines}
+    filler = [f"{split}\tX\tA filler sentence ." for split in ("tr", "va", "te") if split not in present]
+    path.write_text("\n".join([*lines, *filler]) + "\n", encoding="utf-8")
+    return path
+
+
+def test_the_real_senteval_sample_reads_as_it_is():
+    if not SENTEVAL_SAMPLE_DIR.is_dir():
+        _missing(f"the SentEval sample ({SENTEVAL_SAMPLE_DIR})")
+    tasks = load_senteval(SENTEVAL_SAMPLE_DIR)
+    assert [data.task.name for data in tasks] == [
+        "tree_depth", "bigram_shift", "past_present", "subj_number", "obj_number", "odd_man_out",
+        "coordination_inversion",
+    ]  # fmt: skip
+    for data in tasks:
+        lines = data.path.read_text(encoding="utf-8").splitlines()
+        assert {split: len(s) for split, s in data.sentences.items()} == {
+            split: sum(line.startswith(f"{split}\t") for line in lines) for split in ("tr", "va", "te")
+        }
+        assert data.sentences["tr"][0] == lines[0].split("\t")[2]
+        assert data.num_labels == (7 if data.task.name == "tree_depth" else 2)
