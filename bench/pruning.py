@@ -16,9 +16,15 @@ tables) and `bench/figures/NAME.png`.
 
     python bench/pruning.py --quick   # 2 seeds, 60 steps of 16 per run, 200 dev sentences
     python bench/pruning.py           # 3 seeds, 600 steps per run, the full dev set
+    python bench/pruning.py --task rte --sparsities 0.9 --max_steps 234 --batch_size 16 --learning_rate 3e-5
+
+Every finished run is written to the results JSON at once, and rerunning the same command skips the runs recorded
+there with the same settings (a long benchmark survives interruptions and spreads over several sittings).
+`--device auto` (the default) trains on CUDA with bf16 when a GPU is present.
 """
 
 import argparse
+import json
 import statistics
 import sys
 import tempfile
@@ -29,7 +35,10 @@ import bench_common
 
 MODELS = ("bert", "bermo")
 LABELS = {"bert": "BERT", "bermo": "BERMo"}
-DEFAULT_DATA_DIR = bench_common.REPO_ROOT.parent / "shared" / "data" / "sst2"
+SHARED_DATA = bench_common.REPO_ROOT.parent / "shared" / "data"
+DEFAULT_DATA_DIR = SHARED_DATA / "sst2"
+# task -> (text column, text pair column) of its tsv files
+TASK_COLUMNS = {"sst2": ("sentence", None), "rte": ("sentence1", "sentence2")}
 DIVERGENCE_MARGIN = 0.02
 
 # Every setting that `--quick` changes, and its value in a full run.
@@ -62,7 +71,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter
     )
     parser.add_argument("--model", default=bench_common.MINILM, help="BERT folder to start from (default: MiniLM-L6)")
-    parser.add_argument("--data_dir", default=str(DEFAULT_DATA_DIR), help="folder with SST-2 train.tsv and dev.tsv")
+    parser.add_argument("--task", choices=list(TASK_COLUMNS), default="sst2", help="GLUE task (default sst2)")
+    parser.add_argument("--data_dir", help="folder with the task's train.tsv and dev.tsv (default ../shared/data/TASK)")
+    parser.add_argument(
+        "--device", choices=("auto", "cpu", "cuda"), default="auto", help="auto: CUDA with bf16 when present"
+    )
     parser.add_argument("--quick", action="store_true", help="2 seeds, few steps, a dev subset: a smoke-size run")
     parser.add_argument("--seeds", type=int, nargs="+", help=f"seeds (default {FULL['seeds']})")
     parser.add_argument("--sparsities", type=float, nargs="+", default=[0.8, 0.9, 0.95], help="magnitude targets")
@@ -92,6 +105,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     for key, value in (QUICK if args.quick else FULL).items():
         if getattr(args, key) is None:
             setattr(args, key, value)
+    if args.data_dir is None:
+        args.data_dir = str(SHARED_DATA / args.task)
+    if args.task != "sst2" and args.name in (FULL["name"], QUICK["name"]):
+        args.name = args.name.replace("sst2", args.task)
     if args.max_steps < 10:
         parser.error("--max_steps must be at least 10 (the schedule needs warm-up and cool-down steps)")
     return args
@@ -114,9 +131,12 @@ def load_data(args):
     from bermo_hf.training import DataArguments, LabelSpace, load_raw_datasets, tokenize_datasets
 
     data_dir = Path(args.data_dir)
+    text_column, text_pair_column = TASK_COLUMNS[args.task]
     data_args = DataArguments(
         train_file=str(data_dir / "train.tsv"),
         validation_file=str(data_dir / "dev.tsv"),
+        text_column=text_column,
+        text_pair_column=text_pair_column,
         max_seq_length=args.max_length,
         max_train_samples=args.train_subset,
         max_eval_samples=args.dev_subset,
@@ -132,7 +152,29 @@ def majority_rate(dataset) -> float:
     return max(labels.count(label) for label in set(labels)) / len(labels)
 
 
-def run_one(model_kind: str, seed: int, pruning: dict, args, data, tokenizer, label_space) -> dict:
+# Settings that change a run's result: with its model, seed and pruning settings they make its key.
+TRAINING_SETTINGS = (
+    "task", "model", "max_steps", "batch_size", "learning_rate", "train_subset", "dev_subset", "max_length",
+)  # fmt: skip
+
+
+def run_key(model_kind: str, seed: int, pruning: dict, args) -> str:
+    """The identity of a run (machine, threads and device excluded): rerunning skips a recorded key."""
+    settings = {name: getattr(args, name) for name in TRAINING_SETTINGS}
+    return json.dumps({"model_kind": model_kind, "seed": seed, "pruning": pruning, **settings}, sort_keys=True)
+
+
+def resolve_device(choice: str) -> str:
+    import torch
+
+    if choice == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: no CUDA device is available")
+    return choice
+
+
+def run_one(model_kind: str, seed: int, pruning: dict, args, data, tokenizer, label_space, device="cpu") -> dict:
     """Fine-tunes one model while pruning it; returns its dev accuracy and sparsity."""
     from transformers import DataCollatorWithPadding, TrainingArguments, set_seed
 
@@ -160,7 +202,8 @@ def run_one(model_kind: str, seed: int, pruning: dict, args, data, tokenizer, la
             logging_strategy="no",
             report_to=[],
             disable_tqdm=True,
-            use_cpu=True,
+            use_cpu=device == "cpu",
+            bf16=device == "cuda",
         )
         trainer = PruningBermoTrainer(
             model=model,
@@ -176,6 +219,8 @@ def run_one(model_kind: str, seed: int, pruning: dict, args, data, tokenizer, la
         metrics = trainer.evaluate()
     report = sparsity_report(model)
     return {
+        "key": run_key(model_kind, seed, pruning, args),
+        "device": device,
         "model": model_kind,
         "seed": seed,
         "pruning": {**pruning, **schedule(args.max_steps)},
@@ -282,7 +327,7 @@ def plot(summary: dict, diverged_at: float, path: Path, title: str) -> Path:
             right.annotate(f"λ={r['penalty']:g}", (100 * r["remaining_share"], 100 * r["accuracy"]), fontsize=7)
     for axis in (left, right):
         axis.axhline(100 * diverged_at, color="grey", linestyle="--", linewidth=1, label="divergence line")
-        axis.set_ylabel("SST-2 dev accuracy (%)")
+        axis.set_ylabel("dev accuracy (%)")
         axis.legend()
         axis.grid(alpha=0.3)
     left.set_xlabel("encoder sparsity (%)")
@@ -322,12 +367,39 @@ def main(argv: list[str] | None = None) -> int:
         for penalty in args.penalties
         for model in MODELS
     ]
+    command = bench_common.command_line(argv, "pruning.py")
+    settings = {key: value for key, value in vars(args).items() if key not in ("results_dir", "figures_dir")}
+    results_dir, figures_dir = Path(args.results_dir), Path(args.figures_dir)
+    json_path = results_dir / f"{args.name}.json"
+    earlier = json.loads(json_path.read_text()) if json_path.is_file() else {}
+    recorded = {run["key"]: run for run in earlier.get("runs", []) if "key" in run}
+    device = resolve_device(args.device)
+    payload = {
+        "command": command,
+        "settings": settings,
+        "schedule": schedule(args.max_steps),
+        "dev_sentences": len(data["validation"]),
+        "train_sentences": len(data["train"]),
+        "majority_rate": majority,
+        "diverged_at_or_below": diverged_at,
+        "total_wall_seconds": 0.0,
+        "machine": bench_common.machine_info(),
+        "runs": list(earlier.get("runs", [])),
+    }
     runs = []
     started = time.perf_counter()
     for index, (model, seed, pruning) in enumerate(plans, 1):
-        run = run_one(model, seed, pruning, args, data, tokenizer, label_space)
-        runs.append(run)
         setting = pruning.get("final_sparsity", pruning.get("penalty"))
+        key = run_key(model, seed, pruning, args)
+        if key in recorded:
+            runs.append(recorded[key])
+            print(f"[{index}/{len(plans)}] {model} {pruning['method']} {setting} seed {seed}: recorded", flush=True)
+            continue
+        run = run_one(model, seed, pruning, args, data, tokenizer, label_space, device)
+        runs.append(run)
+        payload["runs"].append(run)
+        payload["total_wall_seconds"] = round(time.perf_counter() - started, 1)
+        bench_common.write_json(json_path, payload)  # each run is kept as soon as it finishes
         print(
             f"[{index}/{len(plans)}] {model} {pruning['method']} {setting} seed {seed}: "
             f"dev acc {100 * run['dev_accuracy']:.2f}, sparsity {100 * run['encoder_sparsity']:.2f}%, "
@@ -338,26 +410,13 @@ def main(argv: list[str] | None = None) -> int:
 
     summary = summarize(runs, diverged_at)
     table = summary_markdown(summary, majority, diverged_at, args.seeds)
-    command = bench_common.command_line(argv, "pruning.py")
-    settings = {key: value for key, value in vars(args).items() if key not in ("results_dir", "figures_dir")}
-    payload = {
-        "command": command,
-        "settings": settings,
-        "schedule": schedule(args.max_steps),
-        "dev_sentences": len(data["validation"]),
-        "train_sentences": len(data["train"]),
-        "majority_rate": majority,
-        "diverged_at_or_below": diverged_at,
-        "total_wall_seconds": round(wall, 1),
-        "machine": bench_common.machine_info(),
-        "runs": runs,
-        "summary": summary,
-    }
-    results_dir, figures_dir = Path(args.results_dir), Path(args.figures_dir)
-    json_path = bench_common.write_json(results_dir / f"{args.name}.json", payload)
+    payload["total_wall_seconds"] = round(wall, 1)
+    payload["summary"] = summary
+    json_path = bench_common.write_json(json_path, payload)
     md_path = results_dir / f"{args.name}.md"
     md_path.write_text(f"`{command}` ({wall / 60:.1f} min in all)\n\n{table}")
-    title = f"SST-2, MiniLM-L6, {args.max_steps} steps per run, {len(data['validation'])} dev sentences"
+    task = {"sst2": "SST-2", "rte": "RTE"}[args.task]
+    title = f"{task}, MiniLM-L6, {args.max_steps} steps per run, {len(data['validation'])} dev examples"
     figure_path = plot(summary, diverged_at, figures_dir / f"{args.name}.png", title)
     print(table)
     print(f"total {wall / 60:.1f} min; wrote {json_path}, {md_path}, {figure_path}")

@@ -22,6 +22,7 @@ import bench_common  # noqa: E402
 import convergence  # noqa: E402
 import op_profile  # noqa: E402
 import overhead  # noqa: E402
+import pruning  # noqa: E402
 import stability  # noqa: E402
 
 POSITIVE = ["good", "great", "fine", "nice", "lovely"]
@@ -351,3 +352,37 @@ def test_stability_refuses_a_malformed_seed_limit(capsys):
     with pytest.raises(SystemExit):
         stability.parse_args(["--seeds_per_task", "mnli=3"])
     assert "--seeds_per_task takes TASK=N" in capsys.readouterr().err
+
+
+def test_pruning_records_each_run_skips_recorded_ones_and_takes_rte(tiny_bert, tiny_data_root, tmp_path, monkeypatch):
+    argv = [
+        "--model", tiny_bert, "--data_dir", str(tiny_data_root / "sst2"), "--seeds", "0", "--sparsities", "0.5",
+        "--penalties", "10", "--max_steps", "10", "--batch_size", "8", "--train_subset", "16", "--dev_subset", "8",
+        "--name", "tiny_pruning", "--results_dir", str(tmp_path / "results"), "--figures_dir", str(tmp_path / "fig"),
+    ]  # fmt: skip
+    assert pruning.main(argv) == 0
+    path = tmp_path / "results" / "tiny_pruning.json"
+    results = json.loads(path.read_text())
+    assert [(run["model"], run["pruning"]["method"]) for run in results["runs"]] == [
+        ("bert", "magnitude"), ("bermo", "magnitude"), ("bert", "soft-movement"), ("bermo", "soft-movement")
+    ]  # fmt: skip
+    assert all(run["device"] == "cpu" and json.loads(run["key"])["seed"] == 0 for run in results["runs"])
+    assert results["runs"][0]["encoder_sparsity"] == pytest.approx(0.5, abs=0.01)
+    assert {row["model"] for row in results["summary"]["magnitude"]} == {"bert", "bermo"}
+    assert (tmp_path / "fig" / "tiny_pruning.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a recorded run was trained again")
+
+    monkeypatch.setattr(pruning, "run_one", refuse)
+    assert pruning.main(argv) == 0
+    again = json.loads(path.read_text())
+    assert again["runs"] == results["runs"] and again["summary"] == results["summary"]
+    monkeypatch.undo()
+
+    # RTE: sentence pairs, from the same script
+    rte = [*argv[:2], "--task", "rte", "--data_dir", str(tiny_data_root / "rte"), *argv[4:], "--penalties"]
+    rte += ["--name", "tiny_pruning_rte"]
+    assert pruning.main(rte) == 0
+    results = json.loads((tmp_path / "results" / "tiny_pruning_rte.json").read_text())
+    assert results["settings"]["task"] == "rte" and results["dev_sentences"] == 8 and len(results["runs"]) == 2
