@@ -59,6 +59,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=float,
         help="BERMo only: learning rate of the layer mix (default: --learning_rate), as `bermo train` takes it",
     )
+    parser.add_argument(
+        "--layer_mix_init",
+        choices=("uniform", "last"),
+        help="BERMo only: start of the mix (default: the configuration's, uniform, the paper's)",
+    )
+    parser.add_argument(
+        "--device", choices=("auto", "cpu", "cuda"), default="auto", help="auto: CUDA with bf16 when a GPU is present"
+    )
     parser.add_argument("--warmup_ratio", type=float, default=0.06)
     parser.add_argument("--weight_decay", type=float, default=0.01)
     parser.add_argument("--max_length", type=int, default=128, help="truncate sentences to this many tokens")
@@ -160,7 +168,9 @@ def train_one(model_kind: str, seed: int, args, datasets, tokenizer) -> dict:
 
     from bermo_hf.training import BermoTrainer
 
-    model = bench_common.build_comparable(model_kind, args.model, num_labels=2, seed=seed)
+    mix = {"layer_mix_init": args.layer_mix_init} if model_kind == "bermo" and args.layer_mix_init else {}
+    model = bench_common.build_comparable(model_kind, args.model, num_labels=2, seed=seed, **mix)
+    device = "cuda" if args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available()) else "cpu"
     tag = f"{LABELS[model_kind]} seed {seed}"
     with tempfile.TemporaryDirectory() as output_dir:
         training_args = TrainingArguments(
@@ -181,7 +191,9 @@ def train_one(model_kind: str, seed: int, args, datasets, tokenizer) -> dict:
             data_seed=seed,
             train_sampling_strategy="random" if args.no_group_by_length else "group_by_length",
             dataloader_num_workers=0,
-            dataloader_pin_memory=torch.cuda.is_available(),
+            dataloader_pin_memory=device == "cuda",
+            use_cpu=device == "cpu",
+            bf16=device == "cuda",
             disable_tqdm=True,
         )
         # For BERT, BermoTrainer is the plain Trainer (same parameter groups); for BERMo it adds the mix's own group.
@@ -220,8 +232,12 @@ def train_one(model_kind: str, seed: int, args, datasets, tokenizer) -> dict:
         "best_accuracy": max(accuracies),
         "wall_time_s": wall_time,
     }
+    if device == "cuda":
+        run["device"] = torch.cuda.get_device_name(0)
     if model_kind == "bermo":
         run["mix_learning_rate"] = args.mix_learning_rate
+        if args.layer_mix_init:
+            run["layer_mix_init"] = args.layer_mix_init
         run["layer_weights"] = model.layer_weights()
     return run
 
@@ -252,8 +268,11 @@ def reusable_runs(paths: list[str], payload: dict) -> dict:
             print(f"not reusing {path}: its settings differ from this run's", flush=True)
             continue
         for run in earlier["runs"]:
-            if run["model"] == "bermo" and run.get("mix_learning_rate") != payload["settings"]["mix_learning_rate"]:
-                continue  # BERT runs do not depend on BERMo's mix learning rate; BERMo runs do
+            if run["model"] == "bermo" and (
+                run.get("mix_learning_rate") != payload["settings"]["mix_learning_rate"]
+                or run.get("layer_mix_init") != payload["settings"]["layer_mix_init"]
+            ):
+                continue  # BERT runs do not depend on BERMo's mix settings; BERMo runs do
             found.setdefault((run["model"], run["seed"]), {**run, "reused_from": str(path)})
     return found
 
@@ -416,7 +435,8 @@ def main(argv: list[str] | None = None) -> int:
         "task": "sst2",
         "checkpoint": args.model,
         "settings": {
-            key: getattr(args, key) for key in ("seeds", *TRAINING_SETTINGS, "mix_learning_rate", "target", "threads")
+            key: getattr(args, key)
+            for key in ("seeds", *TRAINING_SETTINGS, "mix_learning_rate", "layer_mix_init", "target", "threads")
         },
         "train_sampling": "random" if args.no_group_by_length else "group_by_length",
         "num_train": len(datasets["train"]),

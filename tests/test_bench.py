@@ -127,6 +127,15 @@ def test_convergence_runs_both_models_and_writes_json_markdown_and_plot(tiny_ber
         (True, None), (False, 0.01), (True, None), (False, 0.01)
     ]  # fmt: skip
 
+    # so does the mix's initialization: the BERMo runs of mix_lr are not taken for layer_mix_init="last"
+    argv += ["--name", "init_last", "--layer_mix_init", "last", "--reuse", str(tmp_path / "results" / "mix_lr.json")]
+    assert convergence.main(argv) == 0
+    init_last = json.loads((tmp_path / "results" / "init_last.json").read_text())
+    assert init_last["settings"]["layer_mix_init"] == "last"
+    assert [("reused_from" in run, run.get("layer_mix_init")) for run in init_last["runs"]] == [
+        (True, None), (False, "last"), (True, None), (False, "last")
+    ]  # fmt: skip
+
 
 @pytest.mark.parametrize(
     ("flags", "message"),
