@@ -472,8 +472,47 @@ def summary_markdown(summary: dict) -> str:
                 f"{'-' if median is None else f'{median:g}'} | {'not reached' if curve_steps is None else curve_steps} "
                 f"| {row['wall_time_s']:.0f} |"
             )
+        mixes = [
+            (name, row["layer_weights_mean"]) for name, row in entry["variants"].items() if "layer_weights_mean" in row
+        ]
+        if mixes:
+            lines += ["", "Layer weights softmax(w) after training, mean over seeds (embeddings first), and gamma:", ""]
+            lines += [
+                f"- {variant_label(name)}: {' '.join(f'{w:.2f}' for w in mix['weights'])}; gamma {mix['gamma']:.2f}"
+                for name, mix in mixes
+            ]
         lines.append("")
-    return "\n".join(lines)
+    return "\n".join(lines + overview_markdown(summary))
+
+
+def overview_markdown(summary: dict) -> list[str]:
+    """Every BERMo variant against BERT on every task: the paired difference of final dev accuracy (mean +- its
+    standard error over seeds) and the failed runs of both."""
+    tasks = [task for task, entry in summary.items() if "bert" in entry["variants"]]
+    names = [name for name in VARIANTS if name != "bert" and any(name in summary[t]["variants"] for t in tasks)]
+    if not tasks or not names:
+        return []
+    lines = [
+        "**All tasks**: final dev accuracy minus BERT's with the same seed, mean +- standard error over seeds "
+        "(points); failed runs of the variant / of BERT.",
+        "",
+        "| variant | " + " | ".join(tasks) + " |",
+        "|---|" + "---|" * len(tasks),
+    ]
+    for name in names:
+        cells = []
+        for task in tasks:
+            row, bert = summary[task]["variants"].get(name), summary[task]["variants"]["bert"]
+            paired = row and row["paired_final_difference_to_bert"]
+            if not paired:
+                cells.append("-")
+                continue
+            count = len(row["seeds"])
+            error = paired["std"] / math.sqrt(count)
+            difference = f"{100 * paired['mean']:+.1f} +- {100 * error:.1f} (n={count})"
+            cells.append(f"{difference}; failed {row['failed']} / {bert['failed']}")
+        lines.append(f"| {variant_label(name)} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
 
 
 def plot(summary: dict, path: Path, title: str) -> Path:
