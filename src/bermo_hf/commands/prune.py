@@ -2,14 +2,14 @@
 
 Takes every flag of `bermo train` (data, model and `TrainingArguments`) plus the pruning flags: `--method` (magnitude,
 movement or soft-movement), `--initial_sparsity`, `--final_sparsity`, `--warmup_steps_pruning`,
-`--cooldown_steps_pruning`, `--pruning_frequency`, `--global_pruning`, `--penalty`, `--score_threshold`,
-`--scores_learning_rate` and `--prune_embeddings/--prune_pooler/--prune_classifier`. The encoder's linear weights are
-pruned, with the masks applied at the end: OUTPUT_DIR receives an ordinary Hub-ready checkpoint whose weights are zero
-where pruned, `metrics.json` and `pruning_report.json`, each file complete or absent, under `bermo train`'s folder
-rules (`--overwrite_output_dir`, checkpoints kept after an interruption). Unlike `bermo train`, no checkpoint is saved
-during training by default (`--save_strategy` to change that; such checkpoints load as BERMo or BERT with the masks
-applied, and `--resume_from_checkpoint` continues the schedule exactly) and the final model is kept, never the best
-one: an earlier checkpoint would be less sparse.
+`--cooldown_steps_pruning`, `--pruning_frequency`, `--global_pruning`, `--penalty`, `--penalty_normalization`,
+`--score_threshold`, `--scores_learning_rate` and `--prune_embeddings/--prune_pooler/--prune_classifier`. The
+encoder's linear weights are pruned, with the masks applied at the end: OUTPUT_DIR receives an ordinary Hub-ready
+checkpoint whose weights are zero where pruned, `metrics.json` and `pruning_report.json`, each file complete or
+absent, under `bermo train`'s folder rules (`--overwrite_output_dir`, checkpoints kept after an interruption). Unlike
+`bermo train`, no checkpoint is saved during training by default (`--save_strategy` to change that; such checkpoints
+load as BERMo or BERT with the masks applied, and `--resume_from_checkpoint` continues the schedule exactly) and the
+final model is kept, never the best one: an earlier checkpoint would be less sparse.
 """
 
 import json
