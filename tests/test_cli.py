@@ -253,9 +253,12 @@ def test_convert_refuses_a_non_empty_folder_and_overwrites_only_its_files(tiny_b
     status, _, err = run_bermo(capsys, "convert", tiny_bert, out)
     assert_one_line_error(status, err, "bermo convert: error:", f"{out} already exists and is not empty")
     assert [path.name for path in out.iterdir()] == ["notes.txt"]
+    (out / "README.md").write_text("---\nlicense: mit\n---\n\nMy own words about this model.\n")
     status, _, _ = run_bermo(capsys, "convert", tiny_bert, out, "--overwrite_output_dir")
     assert status == 0 and (out / "notes.txt").read_text() == "my notes"
     assert HUB_READY_FILES <= {path.name for path in out.iterdir()}
+    card = (out / "README.md").read_text()  # merged, not replaced
+    assert "license: mit" in card and "My own words about this model." in card and "<!-- bermo-hf:begin" in card
 
 
 def test_resume_from_the_last_checkpoint_of_the_output_folder(tmp_path):
