@@ -3,18 +3,12 @@
 Importing this package registers the `bermo` model type with the transformers Auto classes.
 """
 
-from transformers import (
-    AutoConfig,
-    AutoModel,
-    AutoModelForMultipleChoice,
-    AutoModelForQuestionAnswering,
-    AutoModelForSequenceClassification,
-    AutoModelForTokenClassification,
-)
+import transformers
 
 from .configuration_bermo import BermoConfig
 from .hub import LayerWeights, set_model_card_info, write_model_card
 from .modeling_bermo import (
+    BERMO_TASKS,
     MODEL_CARD_WRITERS,
     BermoForMultipleChoice,
     BermoForQuestionAnswering,
@@ -27,15 +21,9 @@ from .modeling_bermo import (
 
 __version__ = "0.1.0"
 
-AutoConfig.register(BermoConfig.model_type, BermoConfig)
-for _auto_class, _bermo_class in (
-    (AutoModel, BermoModel),
-    (AutoModelForSequenceClassification, BermoForSequenceClassification),
-    (AutoModelForMultipleChoice, BermoForMultipleChoice),
-    (AutoModelForTokenClassification, BermoForTokenClassification),
-    (AutoModelForQuestionAnswering, BermoForQuestionAnswering),
-):
-    _auto_class.register(BermoConfig, _bermo_class)
+transformers.AutoConfig.register(BermoConfig.model_type, BermoConfig)
+for _task in BERMO_TASKS:
+    getattr(transformers, _task.auto_class).register(BermoConfig, _task.model_class)
 MODEL_CARD_WRITERS.append(write_model_card)
 
 __all__ = [

@@ -13,6 +13,7 @@ layer's output. Sequence classification and multiple choice mix only the first t
 
 import math
 from contextvars import ContextVar
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -667,19 +668,46 @@ def _maybe_tuple(output, return_dict: bool | None, config: BermoConfig):
     return output if return_dict else output.to_tuple()
 
 
-# The Auto class each BERMo class is loaded through; `save_pretrained` writes all of them into `auto_map`.
-AUTO_CLASSES = {
-    "AutoConfig": BermoConfig,
-    "AutoModel": BermoModel,
-    "AutoModelForSequenceClassification": BermoForSequenceClassification,
-    "AutoModelForMultipleChoice": BermoForMultipleChoice,
-    "AutoModelForTokenClassification": BermoForTokenClassification,
-    "AutoModelForQuestionAnswering": BermoForQuestionAnswering,
+class BermoTask(NamedTuple):
+    """One row of `BERMO_TASKS`: a BERMo class, the Auto class that loads it and its Hub pipeline task."""
+
+    name: str  # the task's name in `bermo convert --task`
+    model_class: type
+    auto_class: str
+    pipeline_tag: str
+
+
+# The one table of BERMo classes. `bermo_hf` registers the Auto classes from it, `save_pretrained` writes `auto_map`
+# from it (so a saved folder loads with `trust_remote_code=True` through each of them), and the model card and
+# `bermo convert --task` read it.
+BERMO_TASKS = (
+    BermoTask("feature-extraction", BermoModel, "AutoModel", "feature-extraction"),
+    BermoTask(
+        "sequence-classification",
+        BermoForSequenceClassification,
+        "AutoModelForSequenceClassification",
+        "text-classification",
+    ),
+    BermoTask(
+        "token-classification", BermoForTokenClassification, "AutoModelForTokenClassification", "token-classification"
+    ),
+    BermoTask("question-answering", BermoForQuestionAnswering, "AutoModelForQuestionAnswering", "question-answering"),
+    BermoTask("multiple-choice", BermoForMultipleChoice, "AutoModelForMultipleChoice", "multiple-choice"),
+)
+
+
+def task_of(model_class_name: str) -> BermoTask:
+    """The row of the BERMo class named `model_class_name` (also for a class loaded with `trust_remote_code=True`);
+    the base model's row for any other name."""
+    return next((task for task in BERMO_TASKS if task.model_class.__name__ == model_class_name), BERMO_TASKS[0])
+
+
+def _code_reference(cls: type) -> str:
+    return f"{cls.__module__.rpartition('.')[2]}.{cls.__name__}"
+
+
+AUTO_MAP = {"AutoConfig": _code_reference(BermoConfig)} | {
+    task.auto_class: _code_reference(task.model_class) for task in BERMO_TASKS
 }
-AUTO_MAP = {
-    auto_class: f"{bermo_class.__module__.rpartition('.')[2]}.{bermo_class.__name__}"
-    for auto_class, bermo_class in AUTO_CLASSES.items()
-}
-for _auto_class, _bermo_class in AUTO_CLASSES.items():
-    if _auto_class != "AutoConfig":
-        _bermo_class.register_for_auto_class(_auto_class)
+for _task in BERMO_TASKS:
+    _task.model_class.register_for_auto_class(_task.auto_class)

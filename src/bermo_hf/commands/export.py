@@ -10,12 +10,11 @@ import os
 import tempfile
 from pathlib import Path
 
-from ..modeling_bermo import AUTO_CLASSES, BermoModel
+from ..modeling_bermo import task_of
 from ..onnx_export import export_onnx, largest_onnx_difference
 from ._common import BermoUsageError, load_checkpoint_config, reports_usage_errors
 
 ONNX_FILENAME = "model.onnx"
-_BERMO_CLASSES = {bermo_class.__name__: bermo_class for bermo_class in AUTO_CLASSES.values()}
 
 
 def load_for_export(checkpoint: str):
@@ -28,8 +27,7 @@ def load_for_export(checkpoint: str):
             f"{checkpoint} is a {config.model_type!r} checkpoint; bermo export takes BERMo checkpoints "
             "(make one with `bermo convert`)."
         )
-    architecture = (config.architectures or [BermoModel.__name__])[0]
-    model_class = _BERMO_CLASSES.get(architecture, BermoModel)
+    model_class = task_of((config.architectures or [""])[0]).model_class
     try:
         tokenizer = AutoTokenizer.from_pretrained(checkpoint)
     except (OSError, ValueError):
