@@ -20,7 +20,8 @@ from transformers import AutoTokenizer, DataCollatorWithPadding, Trainer, Traini
 
 import bermo_hf  # noqa: F401  (registers the `bermo` model type with the Auto classes)
 from bermo_hf import BermoForSequenceClassification
-from bermo_hf.hub import LayerWeights, set_model_card_info
+from bermo_hf.hub import set_model_card_info
+from bermo_hf.layer_weights import LayerWeights
 from bermo_hf.training import LayerWeightsCallback, mix_parameter_groups
 
 

@@ -262,8 +262,8 @@ def test_convert_refuses_a_non_empty_folder_and_overwrites_only_its_files(tiny_b
 
 
 def test_resume_from_the_last_checkpoint_of_the_output_folder(tmp_path):
-    from bermo_hf.commands._common import BermoUsageError
     from bermo_hf.commands.train import resolve_checkpoint_to_resume
+    from bermo_hf.errors import BermoUsageError
 
     for step in (2, 10, 4):
         (tmp_path / "out" / f"checkpoint-{step}").mkdir(parents=True)

@@ -15,7 +15,8 @@ from safetensors import safe_open
 
 from bermo_hf import BermoForSequenceClassification
 from bermo_hf.cli import main as bermo
-from bermo_hf.hub import LayerWeights, set_model_card_info, write_model_card
+from bermo_hf.hub import set_model_card_info, write_model_card
+from bermo_hf.layer_weights import LayerWeights
 from bermo_hf.modeling_bermo import MODEL_CARD_WRITERS
 
 from .test_cli import HUB_READY_FILES

@@ -6,7 +6,7 @@ import torch
 from safetensors import safe_open
 
 from bermo_hf import BermoForSequenceClassification
-from bermo_hf.hub import LayerWeights
+from bermo_hf.layer_weights import LayerWeights
 from bermo_hf.training import mix_parameter_groups
 
 peft = pytest.importorskip("peft")

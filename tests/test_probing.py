@@ -13,7 +13,7 @@ from transformers import AutoModel, BertConfig, BertModel, BertTokenizer
 
 from bermo_hf import BermoModel
 from bermo_hf.commands import probe as probe_command
-from bermo_hf.hub import LayerWeights
+from bermo_hf.layer_weights import LayerWeights
 from bermo_hf.probing import (
     GROUPS,
     HEATMAP_PNG,

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from bermo_hf import BermoForSequenceClassification
-from bermo_hf.commands._common import BermoUsageError
+from bermo_hf.errors import BermoUsageError
 from bermo_hf.training import (
     BermoTrainer,
     DataArguments,

@@ -6,7 +6,8 @@ Importing this package registers the `bermo` model type with the transformers Au
 import transformers
 
 from .configuration_bermo import BermoConfig
-from .hub import LayerWeights, set_model_card_info, write_model_card
+from .hub import set_model_card_info, write_model_card
+from .layer_weights import LayerWeights
 from .modeling_bermo import (
     BERMO_TASKS,
     MODEL_CARD_WRITERS,

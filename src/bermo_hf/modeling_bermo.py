@@ -309,9 +309,15 @@ class BermoPreTrainedModel(BertPreTrainedModel):
     def layer_weights(self) -> dict:
         """The mix as plain numbers: `{"weights": softmax(w) per depth, "gamma": gamma}` (depth 0 is the embedding
         output when `config.include_embeddings`)."""
-        mix = self.base_model.layer_mix
-        weights = torch.softmax(mix.weights.detach().float(), dim=0)
-        return {"weights": weights.tolist(), "gamma": mix.gamma.detach().float().item()}
+        return learned_layer_weights(self.base_model.layer_mix)
+
+
+def learned_layer_weights(mix: nn.Module) -> dict:
+    """`{"weights": softmax(w) per depth, "gamma": gamma}` as floats, without layer dropout, for `mix` (a
+    `BermoLayerMix`, also one of a class loaded with `trust_remote_code=True`)."""
+    with torch.no_grad():
+        weights = torch.softmax(mix.weights.detach().float().cpu(), dim=0)
+        return {"weights": [float(weight) for weight in weights], "gamma": float(mix.gamma.detach().float())}
 
 
 def _check_mix_depths(model_class, pretrained_model_name_or_path, kwargs) -> None:

@@ -31,9 +31,9 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .commands._common import BermoUsageError
 from .configuration_bermo import BermoConfig
-from .hub import LayerWeights
+from .errors import ProbingError
+from .layer_weights import LayerWeights
 from .modeling_bermo import BermoLayerMix
 
 GROUPS = ("surface", "syntactic", "semantic")
@@ -41,11 +41,6 @@ SPLITS = ("tr", "va", "te")
 RESULTS_JSON = "probe_results.json"
 RESULTS_MARKDOWN = "probe_results.md"
 HEATMAP_PNG = "probe_heatmap.png"
-
-
-class ProbingError(BermoUsageError):
-    """A usage error: a missing or malformed data file, an unknown task, an impossible setting, a checkpoint that
-    cannot be loaded. The message is one line that names the file (and line) at fault."""
 
 
 @dataclass(frozen=True)
@@ -597,7 +592,7 @@ def _task_entry(data: TaskData) -> dict:
 
 def summarize(task_results: dict[str, dict], mode: str, settings: dict | None = None) -> dict:
     """The report: `task_results` (keyed by task name, each with `bert` and `bermo` accuracies in %, optionally
-    `layer_weights` as `hub.LayerWeights.to_dict()`) in SentEval's task order with the difference BERMo - BERT, plus
+    `layer_weights` as `LayerWeights.to_dict()`) in SentEval's task order with the difference BERMo - BERT, plus
     per-group (surface, syntactic, semantic) and overall averages."""
     tasks = {}
     for task in SENTEVAL_TASKS:

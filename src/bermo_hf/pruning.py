@@ -48,6 +48,8 @@ from torch import nn
 from torch.nn.utils import parametrize
 from transformers import Trainer, TrainerCallback
 
+from .errors import PruningArgumentError
+
 METHODS = ("magnitude", "movement", "soft-movement")
 # The linear layers pruned in every encoder layer: short name -> path inside `encoder.layer[i]`.
 ENCODER_MATRICES = {
@@ -73,10 +75,6 @@ _PARAMETRIZED_KEYS = {
     "mask": "parametrizations.weight.0.mask",
     "scores": "parametrizations.weight.0.scores",
 }
-
-
-class PruningArgumentError(ValueError):
-    """A pruning setting out of range or inconsistent; the message names the flag, its value and what is allowed."""
 
 
 @dataclass

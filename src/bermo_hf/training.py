@@ -36,12 +36,10 @@ from transformers import (
 from transformers.pytorch_utils import ALL_LAYERNORM_LAYERS
 from transformers.trainer_pt_utils import get_parameter_names
 
-from .commands._common import BermoUsageError
 from .configuration_bermo import LAYER_MIX_INITS
+from .errors import BermoUsageError
 from .hub import (
     CARD_FILENAME,
-    LayerWeights,
-    find_layer_mix,
     is_hub_id,
     load_hub_model_card,
     merge_model_card,
@@ -49,6 +47,7 @@ from .hub import (
     set_model_card_info,
     write_model_card,
 )
+from .layer_weights import LayerWeights, find_layer_mix
 from .modeling_bermo import BermoForSequenceClassification
 
 logger = logging.getLogger(__name__)
@@ -633,7 +632,7 @@ def train_and_evaluate(
     is merged into, and nothing else in the folder is touched. Checkpoints are the `Trainer`'s own, in
     `trainer.args.output_dir` as it saves them.
 
-    Returns the metrics: the train and eval scores, plus `layer_weights` (see `hub.LayerWeights.to_dict`; None for
+    Returns the metrics: the train and eval scores, plus `layer_weights` (see `LayerWeights.to_dict`; None for
     plain BERT) and, when several processes trained, `layer_weights_by_rank` (each rank's mix weights)."""
     from accelerate.utils import gather_object
 

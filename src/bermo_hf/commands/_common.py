@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..errors import BermoError
+from ..errors import BermoError, BermoUsageError
 
 # Where a command stages its final files inside the output folder before renaming them into place.
 STAGING_DIRNAME = ".bermo-partial"
@@ -29,12 +29,6 @@ OVERWRITE_FLAG = "--overwrite_output_dir"
 _CHECKPOINT_NAME = re.compile(r"^checkpoint-(\d+)$")
 # The file the Trainer writes last into a checkpoint: a checkpoint without it was interrupted while being saved.
 _TRAINER_STATE_NAME = "trainer_state.json"
-
-
-class BermoUsageError(BermoError):
-    """A problem with what the user asked for (a missing file, a missing column, ...).
-
-    The `bermo` commands print its message as one line on stderr and exit with status 1, without a traceback."""
 
 
 class Terminated(KeyboardInterrupt):

@@ -8,6 +8,7 @@ unless `--overwrite_output_dir`, which replaces only the files written (a model 
 import argparse
 from pathlib import Path
 
+from ..errors import BermoUsageError
 from ..hub import is_hub_id, set_model_card_info
 from ..modeling_bermo import (
     BermoForMultipleChoice,
@@ -16,7 +17,6 @@ from ..modeling_bermo import (
     BermoForTokenClassification,
 )
 from ._common import (
-    BermoUsageError,
     check_output_dir,
     final_files_written_atomically,
     load_checkpoint_config,

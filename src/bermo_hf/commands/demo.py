@@ -20,11 +20,11 @@ from pathlib import Path
 
 import torch
 
-from ..hub import CHART_FILENAME, LayerWeights
+from ..errors import BermoUsageError
+from ..layer_weights import CHART_FILENAME, LayerWeights, format_layer_weights
 from ..training import DataArguments, ModelArguments, build_trainer, train_and_evaluate
-from ._common import BermoUsageError, checkpoints_kept_on_interrupt, prepare_output_dir, reports_usage_errors
+from ._common import checkpoints_kept_on_interrupt, prepare_output_dir, reports_usage_errors
 from .convert import convert_checkpoint
-from .inspect import format_layer_weights
 
 BASE_MODEL_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
 EXAMPLE_SENTENCES = [

@@ -10,9 +10,10 @@ import os
 import tempfile
 from pathlib import Path
 
+from ..errors import BermoUsageError
 from ..modeling_bermo import task_of
 from ..onnx_export import export_onnx, largest_onnx_difference
-from ._common import BermoUsageError, load_checkpoint_config, reports_usage_errors
+from ._common import load_checkpoint_config, reports_usage_errors
 
 ONNX_FILENAME = "model.onnx"
 

@@ -3,27 +3,10 @@
 import argparse
 import json
 
-from ..hub import LayerWeights, save_layer_weights_chart
+from ..errors import BermoUsageError
+from ..layer_weights import LayerWeights, format_layer_weights, save_layer_weights_chart
 from ..pruning import format_sparsity_report, sparsity_report
-from ._common import BermoUsageError, load_checkpoint_config, reports_usage_errors
-
-BAR_WIDTH = 40
-
-
-def format_layer_weights(layer_weights: LayerWeights) -> str:
-    """A text table: one row per depth with its weight and a bar, then gamma and the expected layer."""
-    width = max(map(len, layer_weights.depth_names))
-    heaviest = max(layer_weights.weights)
-    rows = [
-        f"{name:<{width}}  {weight:.4f}  {'#' * round(BAR_WIDTH * weight / heaviest)}"
-        for name, weight in zip(layer_weights.depth_names, layer_weights.weights, strict=True)
-    ]
-    rows.append(f"gamma = {layer_weights.gamma:.4f}")
-    uniform_center = sum(layer_weights.depth_numbers) / len(layer_weights.depth_numbers)
-    rows.append(
-        f"expected layer sum_j j * s_j = {layer_weights.expected_layer:.2f} (uniform mix: {uniform_center:.2f})"
-    )
-    return "\n".join(rows)
+from ._common import load_checkpoint_config, reports_usage_errors
 
 
 def load_bermo_model(checkpoint: str):

@@ -4,7 +4,8 @@ import argparse
 import json
 from pathlib import Path
 
-from ._common import BermoUsageError, load_checkpoint_config, reports_usage_errors
+from ..errors import BermoUsageError
+from ._common import load_checkpoint_config, reports_usage_errors
 
 
 def read_texts(path: str) -> list[str]:

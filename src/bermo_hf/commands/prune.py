@@ -17,7 +17,8 @@ import logging
 import sys
 from pathlib import Path
 
-from ..pruning import PruningArgumentError, PruningArguments, PruningTrainer, format_sparsity_report, sparsity_report
+from ..errors import BermoUsageError
+from ..pruning import PruningArguments, PruningTrainer, format_sparsity_report, sparsity_report
 from ..training import (
     BermoTrainer,
     DataArguments,
@@ -27,7 +28,6 @@ from ..training import (
     train_and_evaluate,
 )
 from ._common import (
-    BermoUsageError,
     checkpoints_kept_on_interrupt,
     output_folder_argument_classes,
     reports_usage_errors,
@@ -57,10 +57,7 @@ def parse_arguments(argv: list[str]):
     except ValueError as error:  # a pruning flag, or TrainingArguments' own consistency checks
         raise BermoUsageError(" ".join(str(error).split())) from None
     if training_args.max_steps > 0:  # otherwise known once the data is read: the callback checks it then
-        try:
-            pruning_args.check_schedule(training_args.max_steps)
-        except PruningArgumentError as error:
-            raise BermoUsageError(str(error)) from None
+        pruning_args.check_schedule(training_args.max_steps)
     if training_args.load_best_model_at_end:
         raise BermoUsageError(
             "--load_best_model_at_end is not allowed with bermo prune: the best checkpoint would be less sparse than "
@@ -92,10 +89,7 @@ def prune_and_evaluate(trainer: PruningBermoTrainer, resume_from_checkpoint: str
 
     `resume_from_checkpoint`: a checkpoint saved during pruning, whose masks, scores and schedule position it
     continues from. Returns the report: the settings, `sparsity_report` of the saved model and the dev metrics."""
-    try:
-        metrics = train_and_evaluate(trainer, resume_from_checkpoint=resume_from_checkpoint)
-    except PruningArgumentError as error:  # the schedule does not fit the number of optimizer steps
-        raise BermoUsageError(str(error)) from None
+    metrics = train_and_evaluate(trainer, resume_from_checkpoint=resume_from_checkpoint)
     model = trainer.accelerator.unwrap_model(trainer.model)
     report = {
         "method": trainer.pruner.args.method,

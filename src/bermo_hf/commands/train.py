@@ -13,7 +13,8 @@ import logging
 import sys
 from pathlib import Path
 
-from ..hub import LayerWeights
+from ..errors import BermoUsageError
+from ..layer_weights import LayerWeights, format_layer_weights
 from ..training import (
     DataArguments,
     ModelArguments,
@@ -22,14 +23,12 @@ from ..training import (
     train_and_evaluate,
 )
 from ._common import (
-    BermoUsageError,
     checkpoint_folders,
     checkpoints_kept_on_interrupt,
     output_folder_argument_classes,
     prepare_output_dir,
     reports_usage_errors,
 )
-from .inspect import format_layer_weights
 
 
 def parse_arguments(argv: list[str]):
