@@ -262,7 +262,7 @@ def test_convert_refuses_a_non_empty_folder_and_overwrites_only_its_files(tiny_b
 
 
 def test_resume_from_the_last_checkpoint_of_the_output_folder(tmp_path):
-    from bermo_hf.commands.train import resolve_checkpoint_to_resume
+    from bermo_hf.checkpoints import resolve_checkpoint_to_resume
     from bermo_hf.errors import BermoUsageError
 
     for step in (2, 10, 4):

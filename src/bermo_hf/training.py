@@ -36,6 +36,7 @@ from transformers import (
 from transformers.pytorch_utils import ALL_LAYERNORM_LAYERS
 from transformers.trainer_pt_utils import get_parameter_names
 
+from .checkpoints import load_checkpoint_config
 from .configuration_bermo import LAYER_MIX_INITS
 from .errors import BermoUsageError
 from .hub import (
@@ -49,6 +50,7 @@ from .hub import (
 )
 from .layer_weights import LayerWeights, find_layer_mix
 from .modeling_bermo import BermoForSequenceClassification
+from .output_folders import final_files_written_atomically
 
 logger = logging.getLogger(__name__)
 
@@ -576,8 +578,6 @@ def build_trainer(
     `trainer_class` (a `BermoTrainer` subclass) and `trainer_kwargs` (its extra arguments) let other commands reuse
     all of this. `trainer.label_space` holds the `LabelSpace`. Raises `BermoUsageError` on bad data (see
     `load_raw_datasets`)."""
-    from .commands._common import load_checkpoint_config
-
     raw = load_raw_datasets(data_args)
     label_space = LabelSpace.from_datasets(raw, data_args.label_column)
     checkpoint_config = load_checkpoint_config(model_args.model_name_or_path)
@@ -628,15 +628,13 @@ def train_and_evaluate(
     model Hub-ready into `output_dir` (defaults to `trainer.args.output_dir`), and writes `metrics.json` there.
 
     The final files are saved beside and renamed into place one by one (see
-    `commands._common.final_files_written_atomically`): each is complete or absent, a model card already in the folder
+    `output_folders.final_files_written_atomically`): each is complete or absent, a model card already in the folder
     is merged into, and nothing else in the folder is touched. Checkpoints are the `Trainer`'s own, in
     `trainer.args.output_dir` as it saves them.
 
     Returns the metrics: the train and eval scores, plus `layer_weights` (see `LayerWeights.to_dict`; None for
     plain BERT) and, when several processes trained, `layer_weights_by_rank` (each rank's mix weights)."""
     from accelerate.utils import gather_object
-
-    from .commands._common import final_files_written_atomically
 
     train_output = trainer.train(resume_from_checkpoint=resume_from_checkpoint)
     metrics = dict(train_output.metrics)

@@ -8,6 +8,7 @@ unless `--overwrite_output_dir`, which replaces only the files written (a model 
 import argparse
 from pathlib import Path
 
+from ..checkpoints import load_checkpoint_config
 from ..errors import BermoUsageError
 from ..hub import is_hub_id, set_model_card_info
 from ..modeling_bermo import (
@@ -16,13 +17,8 @@ from ..modeling_bermo import (
     BermoForSequenceClassification,
     BermoForTokenClassification,
 )
-from ._common import (
-    check_output_dir,
-    final_files_written_atomically,
-    load_checkpoint_config,
-    prepare_output_dir,
-    reports_usage_errors,
-)
+from ..output_folders import check_output_dir, files_written_into
+from ._common import reports_usage_errors
 
 TASK_CLASSES = {
     "sequence-classification": BermoForSequenceClassification,
@@ -67,15 +63,9 @@ def convert_checkpoint(
     model = TASK_CLASSES[task].from_pretrained(source, ignore_mismatched_sizes=True, **head_settings)
     tokenizer = AutoTokenizer.from_pretrained(source)
     set_model_card_info(model, base_model=base_model or (source if is_hub_id(source) else None))
-    created = prepare_output_dir(output_dir, overwrite=overwrite_output_dir)
-    try:
-        with final_files_written_atomically(output_dir) as staging:
-            model.save_pretrained(staging)
-            tokenizer.save_pretrained(staging)
-    except BaseException:
-        if created:
-            output_dir.rmdir()  # created empty above, and nothing was moved into it
-        raise
+    with files_written_into(output_dir, overwrite=overwrite_output_dir) as staging:
+        model.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
     return output_dir
 
 

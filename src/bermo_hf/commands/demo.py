@@ -22,8 +22,9 @@ import torch
 
 from ..errors import BermoUsageError
 from ..layer_weights import CHART_FILENAME, LayerWeights, format_layer_weights
+from ..output_folders import prepare_output_dir
 from ..training import DataArguments, ModelArguments, build_trainer, train_and_evaluate
-from ._common import checkpoints_kept_on_interrupt, prepare_output_dir, reports_usage_errors
+from ._common import checkpoints_kept_on_interrupt, reports_usage_errors
 from .convert import convert_checkpoint
 
 BASE_MODEL_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"

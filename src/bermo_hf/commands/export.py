@@ -6,14 +6,14 @@ the largest difference from PyTorch is printed; above `--atol` the export fails 
 """
 
 import argparse
-import os
-import tempfile
 from pathlib import Path
 
+from ..checkpoints import load_checkpoint_config
 from ..errors import BermoUsageError
 from ..modeling_bermo import task_of
 from ..onnx_export import export_onnx, largest_onnx_difference
-from ._common import load_checkpoint_config, reports_usage_errors
+from ..output_folders import check_output_dir, files_written_into
+from ._common import reports_usage_errors
 
 ONNX_FILENAME = "model.onnx"
 
@@ -34,16 +34,6 @@ def load_for_export(checkpoint: str):
     except (OSError, ValueError):
         raise BermoUsageError(f"{checkpoint} holds no tokenizer; the export needs one to build its inputs.") from None
     return model_class.from_pretrained(checkpoint).eval(), tokenizer
-
-
-def check_output_dir(output_dir: Path, overwrite: bool) -> None:
-    if output_dir.exists() and not output_dir.is_dir():
-        raise BermoUsageError(f"{output_dir} exists and is not a folder.")
-    if output_dir.is_dir() and any(output_dir.iterdir()) and not overwrite:
-        raise BermoUsageError(
-            f"{output_dir} is not empty; pass --overwrite_output_dir to replace the files bermo export writes there "
-            "(nothing else in it is touched)."
-        )
 
 
 @reports_usage_errors("export")
@@ -69,9 +59,7 @@ def main(argv: list[str]) -> int:
     output_dir = Path(args.output_dir)
     check_output_dir(output_dir, args.overwrite_output_dir)
     model, tokenizer = load_for_export(args.checkpoint)
-    output_dir.absolute().parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=output_dir.absolute().parent, prefix=f".{output_dir.name}.") as staging:
-        staging = Path(staging)
+    with files_written_into(output_dir, args.overwrite_output_dir, merged_files=()) as staging:
         export_onnx(model, tokenizer, staging / ONNX_FILENAME)
         difference = largest_onnx_difference(model, tokenizer, staging / ONNX_FILENAME)
         if not difference <= args.atol:
@@ -81,9 +69,6 @@ def main(argv: list[str]) -> int:
             )
         model.config.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
-        output_dir.mkdir(exist_ok=True)
-        for path in sorted(staging.iterdir()):
-            os.replace(path, output_dir / path.name)
     print(
         f"ONNX graph written to {output_dir / ONNX_FILENAME} (with config and tokenizer); largest difference from "
         f"PyTorch on the check batch: {difference:.2e} (--atol {args.atol:g})"

@@ -3,10 +3,11 @@
 import argparse
 import json
 
+from ..checkpoints import load_checkpoint_config
 from ..errors import BermoUsageError
 from ..layer_weights import LayerWeights, format_layer_weights, save_layer_weights_chart
 from ..pruning import format_sparsity_report, sparsity_report
-from ._common import load_checkpoint_config, reports_usage_errors
+from ._common import reports_usage_errors
 
 
 def load_bermo_model(checkpoint: str):

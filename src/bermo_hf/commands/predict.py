@@ -4,8 +4,9 @@ import argparse
 import json
 from pathlib import Path
 
+from ..checkpoints import load_checkpoint_config
 from ..errors import BermoUsageError
-from ._common import load_checkpoint_config, reports_usage_errors
+from ._common import reports_usage_errors
 
 
 def read_texts(path: str) -> list[str]:

@@ -17,7 +17,9 @@ import logging
 import sys
 from pathlib import Path
 
+from ..checkpoints import resolve_checkpoint_to_resume
 from ..errors import BermoUsageError
+from ..output_folders import prepare_training_output_dir
 from ..pruning import PruningArguments, PruningTrainer, format_sparsity_report, sparsity_report
 from ..training import (
     BermoTrainer,
@@ -27,12 +29,7 @@ from ..training import (
     take_label_names_as_class_names,
     train_and_evaluate,
 )
-from ._common import (
-    checkpoints_kept_on_interrupt,
-    output_folder_argument_classes,
-    reports_usage_errors,
-)
-from .train import prepare_training_output_dir, resolve_checkpoint_to_resume
+from ._common import checkpoints_kept_on_interrupt, output_folder_argument_classes, reports_usage_errors
 
 REPORT_FILENAME = "pruning_report.json"
 

@@ -13,8 +13,10 @@ import logging
 import sys
 from pathlib import Path
 
+from ..checkpoints import resolve_checkpoint_to_resume
 from ..errors import BermoUsageError
 from ..layer_weights import LayerWeights, format_layer_weights
+from ..output_folders import prepare_training_output_dir
 from ..training import (
     DataArguments,
     ModelArguments,
@@ -22,13 +24,7 @@ from ..training import (
     take_label_names_as_class_names,
     train_and_evaluate,
 )
-from ._common import (
-    checkpoint_folders,
-    checkpoints_kept_on_interrupt,
-    output_folder_argument_classes,
-    prepare_output_dir,
-    reports_usage_errors,
-)
+from ._common import checkpoints_kept_on_interrupt, output_folder_argument_classes, reports_usage_errors
 
 
 def parse_arguments(argv: list[str]):
@@ -55,39 +51,6 @@ def parse_arguments(argv: list[str]):
     overwrite = any(getattr(args, "overwrite_output_dir", False) for args in (training_args, *output_args))
     take_label_names_as_class_names(data_args, training_args)
     return model_args, data_args, training_args, overwrite
-
-
-def resolve_checkpoint_to_resume(resume_from_checkpoint: str | None, output_dir: Path) -> str | None:
-    """`--resume_from_checkpoint`: a checkpoint folder, or `last` / `true` for the newest one in OUTPUT_DIR."""
-    from transformers.trainer_utils import get_last_checkpoint
-
-    if resume_from_checkpoint is None:
-        return None
-    if resume_from_checkpoint.lower() in ("last", "true"):
-        last = get_last_checkpoint(output_dir) if output_dir.is_dir() else None
-        if last is None:
-            raise BermoUsageError(f"--resume_from_checkpoint {resume_from_checkpoint}: {output_dir} has no checkpoint.")
-        return last
-    if not Path(resume_from_checkpoint).is_dir():
-        raise BermoUsageError(f"--resume_from_checkpoint {resume_from_checkpoint}: no such checkpoint folder.")
-    return resume_from_checkpoint
-
-
-def prepare_training_output_dir(output_dir: Path, overwrite: bool, resume: str | None, training_args) -> bool:
-    """Checks and creates `bermo train`'s (or `bermo prune`'s) OUTPUT_DIR; returns whether it was created.
-
-    Besides `prepare_output_dir`'s rules: `--overwrite_output_dir` into a folder that holds checkpoints of an earlier
-    run is refused when this run saves checkpoints, since the Trainer's `--save_total_limit` rotation would delete
-    them."""
-    resuming = resume is not None and output_dir.absolute() in Path(resume).absolute().parents
-    earlier = checkpoint_folders(output_dir)
-    if overwrite and earlier and not resuming and training_args.save_strategy != "no":
-        raise BermoUsageError(
-            f"{output_dir} holds checkpoints of an earlier run ({', '.join(path.name for path in earlier[:3])}"
-            f"{', ...' if len(earlier) > 3 else ''}) that this run's checkpoint rotation would delete; continue that "
-            "run with --resume_from_checkpoint last, move them away, or choose another --output_dir."
-        )
-    return prepare_output_dir(output_dir, overwrite=overwrite, resuming=resuming)
 
 
 @reports_usage_errors("train")

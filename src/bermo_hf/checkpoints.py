@@ -1,0 +1,56 @@
+"""Checkpoints: reading one's configuration, finding the `Trainer`'s checkpoint folders, choosing one to resume."""
+
+import re
+from pathlib import Path
+
+from .errors import BermoUsageError
+
+# The name the Trainer gives its checkpoint folders (transformers.trainer_utils.PREFIX_CHECKPOINT_DIR + "-STEP").
+_CHECKPOINT_NAME = re.compile(r"^checkpoint-(\d+)$")
+# The file the Trainer writes last into a checkpoint: a checkpoint without it was interrupted while being saved.
+TRAINER_STATE_NAME = "trainer_state.json"
+
+
+def load_checkpoint_config(name_or_path: str):
+    """The configuration of a checkpoint (local folder or Hub id), or a `BermoUsageError` saying it is neither."""
+    from transformers import AutoConfig
+
+    if Path(name_or_path).is_file():
+        raise BermoUsageError(f"{name_or_path} is a file; give the checkpoint's folder or a Hub id.")
+    try:
+        return AutoConfig.from_pretrained(name_or_path)
+    except (OSError, ValueError) as error:
+        if Path(name_or_path).is_dir():
+            raise BermoUsageError(f"{name_or_path} is not a model folder (no usable config.json).") from None
+        raise BermoUsageError(
+            f"{name_or_path} is neither a local folder nor a reachable Hub model id ({str(error).splitlines()[0]})"
+        ) from None
+
+
+def checkpoint_folders(folder: str | Path) -> list[Path]:
+    """The `Trainer` checkpoint folders (`checkpoint-STEP`) directly inside `folder`, oldest step first."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    found = [
+        (int(match.group(1)), path)
+        for path in folder.iterdir()
+        if (match := _CHECKPOINT_NAME.match(path.name)) and path.is_dir()
+    ]
+    return [path for _, path in sorted(found)]
+
+
+def resolve_checkpoint_to_resume(resume_from_checkpoint: str | None, output_dir: Path) -> str | None:
+    """`--resume_from_checkpoint`: a checkpoint folder, or `last` / `true` for the newest one in OUTPUT_DIR."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    if resume_from_checkpoint is None:
+        return None
+    if resume_from_checkpoint.lower() in ("last", "true"):
+        last = get_last_checkpoint(output_dir) if output_dir.is_dir() else None
+        if last is None:
+            raise BermoUsageError(f"--resume_from_checkpoint {resume_from_checkpoint}: {output_dir} has no checkpoint.")
+        return last
+    if not Path(resume_from_checkpoint).is_dir():
+        raise BermoUsageError(f"--resume_from_checkpoint {resume_from_checkpoint}: no such checkpoint folder.")
+    return resume_from_checkpoint
