@@ -1,198 +1,33 @@
-"""SentEval probing of BERT and BERMo (Conneau et al. 2018): which linguistic properties each one captures.
+"""The probing runs that compare BERT and BERMo from one checkpoint, task by task; `run_probing` is the entry point.
 
-Two settings, run by `run_probing` (and `bermo probe`):
+Two settings, chosen by `ProbingArguments.mode` (and `bermo probe --mode`):
 
-- ``finetune`` (the paper's): BERT and BERMo are fine-tuned from the same checkpoint on each task's ``tr`` split with
-  identical hyper-parameters and seeds, the epoch is selected on ``va`` and ``te`` accuracy is reported.
-- ``frozen`` (the layer-wise picture of Tenney et al. 2019): every depth's sentence vector (first token, or mean over
-  real tokens) is extracted once per checkpoint and task and cached; a scikit-learn logistic regression is trained per
-  depth. BERT's figure is the last depth's probe; BERMo's is a linear probe on a learned scalar mix of every depth
-  (the checkpoint stays frozen, only the mix and the linear layer are learned).
+- ``finetune`` (the paper's, `run_finetune`): BERT and BERMo are fine-tuned from the same checkpoint on each task's
+  ``tr`` split with identical hyper-parameters and seeds, the epoch is selected on ``va`` and ``te`` accuracy is
+  reported.
+- ``frozen`` (`run_frozen`): every depth's features are extracted once per checkpoint and task and cached
+  (`features`); a logistic regression is trained per depth and a linear probe on the learned mix of every depth
+  (`probes`).
 
-Each SentEval file holds one ``split<TAB>label<TAB>sentence`` line per example, ``split`` being ``tr``, ``va`` or
-``te``. Results are grouped as surface, syntactic and semantic tasks, with group averages; accuracies are percentages.
+Both return one result entry per task, which `report.summarize` turns into the report.
 """
 
-import hashlib
-import json
-import math
-import os
-import statistics
 import tempfile
-from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Literal
 
-import numpy as np
 import torch
-from torch import nn
 from tqdm.auto import tqdm
 
-from .configuration_bermo import BermoConfig
-from .errors import ProbingError
-from .layer_weights import LayerWeights
-from .modeling_bermo import BermoLayerMix
-
-GROUPS = ("surface", "syntactic", "semantic")
-SPLITS = ("tr", "va", "te")
-RESULTS_JSON = "probe_results.json"
-RESULTS_MARKDOWN = "probe_results.md"
-HEATMAP_PNG = "probe_heatmap.png"
-
-
-@dataclass(frozen=True)
-class SentEvalTask:
-    """One SentEval probing task: `name` is its file's stem, `senteval_name` SentEval's name for it and
-    `short_name` the one of Conneau et al.'s paper (the tables' names)."""
-
-    name: str
-    senteval_name: str
-    short_name: str
-    group: str
-
-    @property
-    def file_name(self) -> str:
-        return f"{self.name}.txt"
-
-
-SENTEVAL_TASKS = (
-    SentEvalTask("sentence_length", "Length", "SentLen", "surface"),
-    SentEvalTask("word_content", "WordContent", "WC", "surface"),
-    SentEvalTask("tree_depth", "Depth", "TreeDepth", "syntactic"),
-    SentEvalTask("top_constituents", "TopConstituents", "TopConst", "syntactic"),
-    SentEvalTask("bigram_shift", "BigramShift", "BShift", "syntactic"),
-    SentEvalTask("past_present", "Tense", "Tense", "semantic"),
-    SentEvalTask("subj_number", "SubjNumber", "SubjNum", "semantic"),
-    SentEvalTask("obj_number", "ObjNumber", "ObjNum", "semantic"),
-    SentEvalTask("odd_man_out", "OddManOut", "SOMO", "semantic"),
-    SentEvalTask("coordination_inversion", "CoordinationInversion", "CoordInv", "semantic"),
-)
-
-
-def senteval_task(name: str) -> SentEvalTask:
-    """The task called `name`: its file (`bigram_shift.txt`), file stem, SentEval name (`BigramShift`) or paper
-    name (`BShift`), in any case."""
-    for task in SENTEVAL_TASKS:
-        if name.lower() in (task.name, task.file_name, task.senteval_name.lower(), task.short_name.lower()):
-            return task
-    known = ", ".join(task.name for task in SENTEVAL_TASKS)
-    raise ProbingError(f"unknown SentEval task {name!r}; choose among: {known}.")
-
-
-# ----------------------------------------------------------------------------------------------------------- data
-
-
-@dataclass
-class TaskData:
-    """One task's examples: `sentences[split]` and `labels[split]` (class ids into `label_names`)."""
-
-    task: SentEvalTask
-    path: Path
-    label_names: list[str]
-    sentences: dict[str, list[str]]
-    labels: dict[str, list[int]]
-
-    @property
-    def num_labels(self) -> int:
-        return len(self.label_names)
-
-
-def read_senteval_file(path: str | os.PathLike) -> dict[str, list[tuple[str, str]]]:
-    """Reads a SentEval probing file into `{split: [(label, sentence), ...]}` for the splits `tr`, `va`, `te`.
-
-    A line holds at least three tab-separated fields, as SentEval reads them: the split, the label, ..., and the
-    sentence last. Blank lines are skipped. Raises `ProbingError` naming the file and line for a missing file, a line
-    with fewer fields (or not UTF-8), an unknown split, an empty label or sentence, and a split without any line."""
-    path = Path(path)
-    examples = {split: [] for split in SPLITS}
-    try:
-        with path.open("rb") as file:
-            for line_number, raw in enumerate(file, start=1):
-                where = f"{path}, line {line_number}"
-                try:
-                    line = raw.decode("utf-8").rstrip("\r\n")
-                except UnicodeDecodeError as error:
-                    raise ProbingError(f"{where}: not valid UTF-8 ({error.reason}).") from None
-                if not line.strip():
-                    continue
-                fields = line.split("\t")
-                if len(fields) < 3:
-                    raise ProbingError(
-                        f"{where}: expected split<TAB>label<TAB>sentence, found {len(fields)} tab-separated field(s)."
-                    )
-                split, label, sentence = fields[0].strip(), fields[1].strip(), fields[-1].strip()
-                if split not in examples:
-                    raise ProbingError(f"{where}: unknown split {split!r}; expected tr, va or te.")
-                if not label or not sentence:
-                    raise ProbingError(f"{where}: empty {'label' if not label else 'sentence'}.")
-                examples[split].append((label, sentence))
-    except FileNotFoundError:
-        raise ProbingError(f"{path}: no such file.") from None
-    except IsADirectoryError:
-        raise ProbingError(f"{path}: is a folder, not a SentEval file.") from None
-    for split, rows in examples.items():
-        if not rows:
-            raise ProbingError(f"{path}: no {split!r} line; a SentEval file holds tr, va and te lines.")
-    return examples
-
-
-def load_task(
-    path: str | os.PathLike,
-    task: SentEvalTask,
-    max_train_samples: int | None = None,
-    max_eval_samples: int | None = None,
-    seed: int = 42,
-) -> TaskData:
-    """Reads one task's file; `tr` is randomly subsampled to `max_train_samples`, `va` and `te` each to
-    `max_eval_samples` (seeded, original order kept). Class ids index the labels found in the whole file. Raises
-    `ProbingError` as `read_senteval_file` does, and when `tr` holds a single label."""
-    examples = read_senteval_file(path)
-    label_names = sorted({label for rows in examples.values() for label, _ in rows}, key=_label_sort_key)
-    label_ids = {name: index for index, name in enumerate(label_names)}
-    rng = np.random.default_rng(seed)
-    sentences, labels = {}, {}
-    for split, rows in examples.items():
-        limit = max_train_samples if split == "tr" else max_eval_samples
-        if limit is not None and limit < len(rows):
-            rows = [rows[i] for i in sorted(rng.choice(len(rows), size=limit, replace=False))]
-        sentences[split] = [sentence for _, sentence in rows]
-        labels[split] = [label_ids[label] for label, _ in rows]
-    if len(set(labels["tr"])) < 2:
-        raise ProbingError(f"{path}: the tr split holds a single label (after subsampling); nothing to learn.")
-    return TaskData(task, Path(path), label_names, sentences, labels)
-
-
-def load_senteval(
-    data_dir: str | os.PathLike,
-    tasks: Sequence[str] | None = None,
-    max_train_samples: int | None = None,
-    max_eval_samples: int | None = None,
-    seed: int = 42,
-) -> list[TaskData]:
-    """Reads the SentEval files in `data_dir`: the `tasks` named (each file must exist), or every task whose file is
-    there. Tasks come back in SentEval's order (surface, syntactic, semantic)."""
-    data_dir = Path(data_dir)
-    if not data_dir.is_dir():
-        raise ProbingError(
-            f"{data_dir}: no such folder (--data_dir must hold SentEval files such as past_present.txt)."
-        )
-    if tasks:
-        wanted = {senteval_task(name) for name in tasks}
-        chosen = [task for task in SENTEVAL_TASKS if task in wanted]
-    else:
-        chosen = [task for task in SENTEVAL_TASKS if (data_dir / task.file_name).is_file()]
-        if not chosen:
-            expected = ", ".join(task.file_name for task in SENTEVAL_TASKS)
-            raise ProbingError(f"{data_dir}: holds no SentEval probing file; expected any of {expected}.")
-    return [load_task(data_dir / task.file_name, task, max_train_samples, max_eval_samples, seed) for task in chosen]
-
-
-def _label_sort_key(label: str):
-    return (0, int(label), label) if label.lstrip("-").isdigit() else (1, 0, label)
-
+from ..errors import ProbingError
+from ..layer_weights import LayerWeights
+from .data import TaskData, load_senteval, senteval_task
+from .features import cached_depth_features, checkpoint_fingerprint
+from .probes import ProbeResult, fit_depth_probe, fit_mix_probe
+from .report import HEATMAP_PNG, RESULTS_JSON, RESULTS_MARKDOWN, summarize, write_outputs
 
 # --------------------------------------------------------------------------------------------------- arguments
 
@@ -265,185 +100,6 @@ class ProbingArguments:
 # --------------------------------------------------------------------------------------------------- frozen mode
 
 
-def extract_depth_features(
-    model: nn.Module,
-    tokenizer,
-    sentences: Sequence[str],
-    pooling: str = "first",
-    batch_size: int = 32,
-    max_length: int = 128,
-    description: str | None = None,
-    dtype: torch.dtype = torch.float32,
-) -> torch.Tensor:
-    """Every depth's sentence vector in one pass: `(num_sentences, num_hidden_layers + 1, hidden_size)` on the CPU,
-    in `dtype`.
-
-    `model` is a `BertModel` or `BermoModel`; depth 0 is the embedding output. `pooling` is `"first"` (the first
-    token) or `"mean"` (the mean over real tokens). Sentences are batched by length, results come back in order."""
-    device = next(model.parameters()).device
-    depths = model.config.num_hidden_layers + 1
-    features = torch.empty(len(sentences), depths, model.config.hidden_size, dtype=dtype)
-    order = sorted(range(len(sentences)), key=lambda i: len(sentences[i]))
-    model.eval()
-    for start in tqdm(range(0, len(order), batch_size), desc=description, unit="batch", leave=False):
-        indices = order[start : start + batch_size]
-        batch = tokenizer(
-            [sentences[i] for i in indices], padding=True, truncation=True, max_length=max_length, return_tensors="pt"
-        ).to(device)
-        with torch.inference_mode():
-            states = torch.stack(model(**batch, output_hidden_states=True).hidden_states, dim=1)
-        if pooling == "first":
-            pooled = states[:, :, 0]
-        else:
-            mask = batch["attention_mask"][:, None, :, None].to(states.dtype)
-            pooled = (states * mask).sum(dim=2) / mask.sum(dim=2)
-        features[indices] = pooled.to("cpu", dtype)
-    return features
-
-
-def checkpoint_fingerprint(model_name_or_path: str) -> str:
-    """What identifies a checkpoint in the feature cache: its folder, configuration and weight files' sizes and
-    modification times (or the Hub id as given)."""
-    folder = Path(model_name_or_path)
-    if not folder.is_dir():
-        return model_name_or_path
-    parts = [str(folder.resolve())]
-    for file in sorted(folder.iterdir()):
-        if file.name == "config.json" or file.suffix in (".safetensors", ".bin"):
-            stat = file.stat()
-            parts.append(f"{file.name}:{stat.st_size}:{stat.st_mtime_ns}")
-    return "\n".join(parts)
-
-
-def cached_depth_features(
-    data: TaskData,
-    model_loader: Callable[[], tuple[nn.Module, object]],
-    fingerprint: str,
-    cache_dir: str | os.PathLike,
-    pooling: str = "first",
-    batch_size: int = 32,
-    max_length: int = 128,
-) -> dict[str, torch.Tensor]:
-    """`extract_depth_features` for each split of `data`, read from `cache_dir` when a previous run stored them.
-
-    The cache key covers the checkpoint's `fingerprint`, the pooling, `max_length` and the exact sentences (hence the
-    subsampling). Features are stored (and always returned) rounded to float16, so cached and fresh runs agree;
-    `model_loader()` -> `(model, tokenizer)` is only called on a cache miss."""
-    key_source = {"checkpoint": fingerprint, "pooling": pooling, "max_length": max_length}
-    key_source["sentences"] = {
-        split: hashlib.sha256("\n".join(sentences).encode()).hexdigest() for split, sentences in data.sentences.items()
-    }
-    key = hashlib.sha256(json.dumps(key_source, sort_keys=True).encode()).hexdigest()[:20]
-    cache_file = Path(cache_dir) / f"{data.task.name}-{pooling}-{key}.pt"
-    if cache_file.is_file():
-        stored = torch.load(cache_file, weights_only=True)
-    else:
-        model, tokenizer = model_loader()
-        stored = {
-            split: extract_depth_features(
-                model,
-                tokenizer,
-                sentences,
-                pooling,
-                batch_size,
-                max_length,
-                dtype=torch.float16,
-                description=f"{data.task.short_name} {split}",
-            )
-            for split, sentences in data.sentences.items()
-        }
-        _atomic_write(cache_file, lambda path: torch.save(stored, path))
-    return {split: features.float() for split, features in stored.items()}
-
-
-@dataclass
-class ProbeResult:
-    """A probe's accuracies (%) on `va` (used to select `c`) and `te`; `weights`: a mix probe's softmax per depth."""
-
-    val_accuracy: float
-    test_accuracy: float
-    c: float
-    weights: list[float] | None = None
-
-
-def fit_depth_probe(
-    features: dict[str, np.ndarray], labels: dict[str, Sequence[int]], c_values: Sequence[float], max_iter: int, seed
-) -> ProbeResult:
-    """A scikit-learn logistic regression on standardized features of one depth (`features[split]`: `(n, hidden)`),
-    its inverse regularization strength selected on `va` among `c_values`."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    best, best_probe = None, None
-    for c in c_values:
-        probe = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=max_iter, random_state=seed))
-        probe.fit(features["tr"], labels["tr"])
-        val_accuracy = 100 * probe.score(features["va"], labels["va"])
-        if best is None or val_accuracy > best.val_accuracy:
-            best, best_probe = ProbeResult(val_accuracy, math.nan, c), probe
-    best.test_accuracy = 100 * best_probe.score(features["te"], labels["te"])
-    return best
-
-
-def fit_mix_probe(
-    features: dict[str, torch.Tensor],
-    labels: dict[str, Sequence[int]],
-    num_labels: int,
-    c_values: Sequence[float],
-    max_iter: int,
-    seed: int,
-    device: str | torch.device | None = None,
-) -> ProbeResult:
-    """BERMo's head on a frozen checkpoint: a linear probe on `BermoLayerMix` of every depth (`features[split]`:
-    `(n, depths, hidden)`), each depth standardized with `tr` statistics as `fit_depth_probe` does.
-
-    Objective of scikit-learn's logistic regression (mean cross-entropy + `||W||^2 / (2 C n)`), minimized with
-    L-BFGS over the linear layer and the mix weights, to scikit-learn's default gradient tolerance (1e-4); `gamma`
-    stays 1 since it only rescales `W`, which the penalty would then mean nothing for. With one depth this is
-    `fit_depth_probe`. `C` is selected on `va`. Runs on `device` (default: the GPU when there is one)."""
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    features = {split: x.to(device) for split, x in features.items()}
-    mean = features["tr"].mean(dim=0)
-    std = features["tr"].std(dim=0, unbiased=False)
-    std = torch.where(std > 0, std, torch.ones_like(std))
-    inputs = {split: ((x - mean) / std).unbind(dim=1) for split, x in features.items()}
-    targets = {split: torch.as_tensor(y, device=device) for split, y in labels.items()}
-    num_depths, hidden_size = features["tr"].shape[1:]
-
-    best = None
-    for c in c_values:
-        torch.manual_seed(seed)
-        mix = BermoLayerMix(BermoConfig(num_hidden_layers=num_depths - 1, include_embeddings=True)).to(device)
-        mix.gamma.requires_grad_(False)
-        linear = nn.Linear(hidden_size, num_labels, device=device)
-        nn.init.zeros_(linear.weight)
-        nn.init.zeros_(linear.bias)
-        parameters = [mix.weights, linear.weight, linear.bias]
-        optimizer = torch.optim.LBFGS(
-            parameters, max_iter=max_iter, history_size=20, line_search_fn="strong_wolfe", tolerance_grad=1e-4
-        )
-        penalty = 1.0 / (2 * c * len(targets["tr"]))
-
-        def closure(mix=mix, linear=linear, optimizer=optimizer, penalty=penalty):
-            optimizer.zero_grad()
-            logits = linear(mix(inputs["tr"]))
-            loss = nn.functional.cross_entropy(logits, targets["tr"]) + penalty * linear.weight.square().sum()
-            loss.backward()
-            return loss
-
-        optimizer.step(closure)
-        with torch.no_grad():
-            accuracy = {
-                split: 100 * (linear(mix(inputs[split])).argmax(-1) == targets[split]).float().mean().item()
-                for split in ("va", "te")
-            }
-        if best is None or accuracy["va"] > best.val_accuracy:
-            weights = [float(w) for w in mix.normalized_weights().detach()]
-            best = ProbeResult(accuracy["va"], accuracy["te"], c, weights)
-    return best
-
-
 def probe_frozen_task(
     data: TaskData, features: dict[str, torch.Tensor], args: ProbingArguments
 ) -> tuple[list[ProbeResult], ProbeResult]:
@@ -509,7 +165,7 @@ def finetune_task(
     from datasets import Dataset
     from transformers import TrainingArguments, set_seed
 
-    from .training import BermoTrainer, LabelSpace, ModelArguments, build_compute_metrics, load_model
+    from ..training import BermoTrainer, LabelSpace, ModelArguments, build_compute_metrics, load_model
 
     def dataset(split):
         return Dataset.from_dict({"sentence": data.sentences[split], "labels": data.labels[split]}).map(
@@ -577,7 +233,7 @@ def run_finetune(args: ProbingArguments, tasks: list[TaskData]) -> dict[str, dic
     return results
 
 
-# ------------------------------------------------------------------------------------------------------ reporting
+# ---------------------------------------------------------------------------------------------------------- helpers
 
 
 def _task_entry(data: TaskData) -> dict:
@@ -588,164 +244,6 @@ def _task_entry(data: TaskData) -> dict:
         "num_labels": data.num_labels,
         "num_examples": {split: len(sentences) for split, sentences in data.sentences.items()},
     }
-
-
-def summarize(task_results: dict[str, dict], mode: str, settings: dict | None = None) -> dict:
-    """The report: `task_results` (keyed by task name, each with `bert` and `bermo` accuracies in %, optionally
-    `layer_weights` as `LayerWeights.to_dict()`) in SentEval's task order with the difference BERMo - BERT, plus
-    per-group (surface, syntactic, semantic) and overall averages."""
-    tasks = {}
-    for task in SENTEVAL_TASKS:
-        if task.name not in task_results:
-            continue
-        entry = dict(task_results[task.name])
-        entry.setdefault("group", task.group)
-        entry.setdefault("task", task.short_name)
-        entry["difference"] = entry["bermo"] - entry["bert"]
-        tasks[task.name] = entry
-    groups = {}
-    for group in GROUPS:
-        members = [name for name, entry in tasks.items() if entry["group"] == group]
-        if members:
-            groups[group] = _average([tasks[name] for name in members]) | {"tasks": members}
-    overall = _average(list(tasks.values())) if tasks else {}
-    return {"mode": mode, "settings": settings or {}, "tasks": tasks, "groups": groups, "overall": overall}
-
-
-def _average(entries: list[dict]) -> dict:
-    bert = statistics.fmean(entry["bert"] for entry in entries)
-    bermo = statistics.fmean(entry["bermo"] for entry in entries)
-    return {"bert": bert, "bermo": bermo, "difference": bermo - bert}
-
-
-def format_markdown(report: dict) -> str:
-    """The report as markdown: BERT vs BERMo per task and group, BERMo's layer weights, per-depth probe accuracy."""
-    settings = report.get("settings", {})
-    title = "frozen checkpoint, linear probes" if report["mode"] == "frozen" else "fine-tuned"
-    lines = [f"## SentEval probing ({title}): `{settings.get('model_name_or_path', '?')}`", ""]
-    if report["mode"] == "frozen":
-        lines.append(
-            "Test accuracy (%). BERT: logistic regression on the last layer; BERMo: linear probe on the learned mix "
-            f"of every depth; `{settings.get('pooling', 'first')}` pooling."
-        )
-    else:
-        lines.append("Test accuracy (%), epoch selected on va; BERT and BERMo share every hyper-parameter and seed.")
-    lines += ["", "| Group | Task | BERT | BERMo | Δ | Expected layer |", "|---|---|---:|---:|---:|---:|"]
-    for group, summary in report["groups"].items():
-        for name in summary["tasks"]:
-            entry = report["tasks"][name]
-            layer = f"{entry['layer_weights']['expected_layer']:.2f}" if entry.get("layer_weights") else ""
-            lines.append(
-                f"| {group} | {entry['task']} | {entry['bert']:.2f} | {entry['bermo']:.2f} "
-                f"| {_signed(entry['difference'])} | {layer} |"
-            )
-        lines.append(_average_row(f"{group} average", summary))
-    if report["overall"]:
-        lines.append(_average_row("all tasks", report["overall"]))
-
-    weighted = [entry for entry in report["tasks"].values() if entry.get("layer_weights")]
-    if weighted:
-        depths = weighted[0]["layer_weights"]["depths"]
-        lines += ["", "BERMo's learned layer weights softmax(w) per depth, gamma, and expected layer sum_j j*s_j.", ""]
-        lines.append("| Task | " + " | ".join(depths) + " | gamma | Expected layer |")
-        lines.append("|---|" + "---:|" * (len(depths) + 2))
-        for entry in weighted:
-            mix = entry["layer_weights"]
-            cells = " | ".join(f"{w:.3f}" for w in mix["weights"])
-            lines.append(f"| {entry['task']} | {cells} | {mix['gamma']:.3f} | {mix['expected_layer']:.2f} |")
-
-    probed = [entry for entry in report["tasks"].values() if entry.get("depth_accuracy")]
-    if probed:
-        depths = _depth_names(len(probed[0]["depth_accuracy"]))
-        lines += ["", "Test accuracy (%) of the logistic-regression probe on each depth.", ""]
-        lines.append("| Task | " + " | ".join(depths) + " |")
-        lines.append("|---|" + "---:|" * len(depths))
-        for entry in probed:
-            lines.append(f"| {entry['task']} | " + " | ".join(f"{a:.2f}" for a in entry["depth_accuracy"]) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def _average_row(label: str, summary: dict) -> str:
-    return (
-        f"| **{label}** | | **{summary['bert']:.2f}** | **{summary['bermo']:.2f}** "
-        f"| **{_signed(summary['difference'])}** | |"
-    )
-
-
-def _signed(points: float) -> str:
-    return f"{round(points, 2) + 0.0:+.2f}"  # + 0.0: no "-0.00"
-
-
-def plot_heatmap(report: dict, path: str | os.PathLike) -> None:
-    """A task x depth heat-map PNG: BERMo's layer weights, and in frozen mode each depth's probe accuracy."""
-    from matplotlib.figure import Figure
-
-    panels = []  # (title, number format, task entries, task x depth matrix, depth names)
-    weighted = [entry for entry in report["tasks"].values() if entry.get("layer_weights")]
-    if weighted:
-        matrix = np.array([entry["layer_weights"]["weights"] for entry in weighted])
-        names = weighted[0]["layer_weights"]["depths"]
-        panels.append(("BERMo layer weights softmax(w)", "{:.2f}", weighted, matrix, names))
-    probed = [entry for entry in report["tasks"].values() if entry.get("depth_accuracy")]
-    if probed:
-        matrix = np.array([entry["depth_accuracy"] for entry in probed])
-        names = _depth_names(matrix.shape[1])
-        panels.append(("probe accuracy per depth (%)", "{:.1f}", probed, matrix, names))
-    if not panels:
-        return
-    num_depths = max(matrix.shape[1] for *_, matrix, _ in panels)
-    num_tasks = max(matrix.shape[0] for *_, matrix, _ in panels)
-    figure = Figure(figsize=(len(panels) * (3.0 + 0.7 * num_depths), 1.6 + 0.45 * num_tasks), layout="constrained")
-    for axes, (title, fmt, entries, matrix, names) in zip(
-        figure.subplots(1, len(panels), squeeze=False)[0], panels, strict=True
-    ):
-        image = axes.imshow(matrix, aspect="auto", cmap="viridis")
-        figure.colorbar(image, ax=axes)
-        axes.set_title(title)
-        axes.set_xlabel("depth")
-        axes.set_xticks(range(matrix.shape[1]), names, rotation=45, ha="right")
-        axes.set_yticks(range(len(entries)), [f"{entry['task']} ({entry['group']})" for entry in entries])
-        threshold = (matrix.max() + matrix.min()) / 2
-        for (row, column), value in np.ndenumerate(matrix):
-            color = "black" if value > threshold else "white"
-            axes.text(column, row, fmt.format(value), ha="center", va="center", fontsize=7, color=color)
-    figure.savefig(path, dpi=120, format="png")
-
-
-def _depth_names(num_depths: int) -> list[str]:
-    return LayerWeights([0.0] * num_depths, gamma=1.0).depth_names
-
-
-def write_outputs(report: dict, output_dir: str | os.PathLike) -> dict[str, Path]:
-    """Writes the JSON, markdown and heat-map of `report` into `output_dir`; each file appears whole or not at all."""
-    output_dir = Path(output_dir)
-    writers = {
-        RESULTS_JSON: lambda path: Path(path).write_text(json.dumps(report, indent=2) + "\n"),
-        RESULTS_MARKDOWN: lambda path: Path(path).write_text(format_markdown(report)),
-        HEATMAP_PNG: lambda path: plot_heatmap(report, path),
-    }
-    output_dir.mkdir(parents=True, exist_ok=True)
-    written = {}
-    with tempfile.TemporaryDirectory(dir=output_dir, prefix=".probe-") as staging:
-        for name, write in writers.items():
-            write(Path(staging) / name)
-        for name in writers:
-            if (Path(staging) / name).is_file():
-                written[name] = output_dir / name
-                os.replace(Path(staging) / name, written[name])
-    return written
-
-
-def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, staging = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(descriptor)
-    try:
-        write(Path(staging))
-        os.replace(staging, path)
-    except BaseException:
-        Path(staging).unlink(missing_ok=True)
-        raise
 
 
 @contextmanager

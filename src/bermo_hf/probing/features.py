@@ -1,0 +1,123 @@
+"""Per-depth sentence vectors of a frozen checkpoint, and their cache on disk.
+
+`extract_depth_features` runs the model once over the sentences and pools every depth (the embedding output and each
+layer) into one vector per sentence; `cached_depth_features` does so for each split of a task and stores the result in
+a cache folder keyed by the checkpoint (`checkpoint_fingerprint`), the pooling, the length limit and the exact
+sentences, so that a second run with other probe settings does not run the model again.
+"""
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from .data import TaskData
+
+
+def extract_depth_features(
+    model: nn.Module,
+    tokenizer,
+    sentences: Sequence[str],
+    pooling: str = "first",
+    batch_size: int = 32,
+    max_length: int = 128,
+    description: str | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
+    """Every depth's sentence vector in one pass: `(num_sentences, num_hidden_layers + 1, hidden_size)` on the CPU,
+    in `dtype`.
+
+    `model` is a `BertModel` or `BermoModel`; depth 0 is the embedding output. `pooling` is `"first"` (the first
+    token) or `"mean"` (the mean over real tokens). Sentences are batched by length, results come back in order."""
+    device = next(model.parameters()).device
+    depths = model.config.num_hidden_layers + 1
+    features = torch.empty(len(sentences), depths, model.config.hidden_size, dtype=dtype)
+    order = sorted(range(len(sentences)), key=lambda i: len(sentences[i]))
+    model.eval()
+    for start in tqdm(range(0, len(order), batch_size), desc=description, unit="batch", leave=False):
+        indices = order[start : start + batch_size]
+        batch = tokenizer(
+            [sentences[i] for i in indices], padding=True, truncation=True, max_length=max_length, return_tensors="pt"
+        ).to(device)
+        with torch.inference_mode():
+            states = torch.stack(model(**batch, output_hidden_states=True).hidden_states, dim=1)
+        if pooling == "first":
+            pooled = states[:, :, 0]
+        else:
+            mask = batch["attention_mask"][:, None, :, None].to(states.dtype)
+            pooled = (states * mask).sum(dim=2) / mask.sum(dim=2)
+        features[indices] = pooled.to("cpu", dtype)
+    return features
+
+
+def checkpoint_fingerprint(model_name_or_path: str) -> str:
+    """What identifies a checkpoint in the feature cache: its folder, configuration and weight files' sizes and
+    modification times (or the Hub id as given)."""
+    folder = Path(model_name_or_path)
+    if not folder.is_dir():
+        return model_name_or_path
+    parts = [str(folder.resolve())]
+    for file in sorted(folder.iterdir()):
+        if file.name == "config.json" or file.suffix in (".safetensors", ".bin"):
+            stat = file.stat()
+            parts.append(f"{file.name}:{stat.st_size}:{stat.st_mtime_ns}")
+    return "\n".join(parts)
+
+
+def cached_depth_features(
+    data: TaskData,
+    model_loader: Callable[[], tuple[nn.Module, object]],
+    fingerprint: str,
+    cache_dir: str | os.PathLike,
+    pooling: str = "first",
+    batch_size: int = 32,
+    max_length: int = 128,
+) -> dict[str, torch.Tensor]:
+    """`extract_depth_features` for each split of `data`, read from `cache_dir` when a previous run stored them.
+
+    The cache key covers the checkpoint's `fingerprint`, the pooling, `max_length` and the exact sentences (hence the
+    subsampling). Features are stored (and always returned) rounded to float16, so cached and fresh runs agree;
+    `model_loader()` -> `(model, tokenizer)` is only called on a cache miss."""
+    key_source = {"checkpoint": fingerprint, "pooling": pooling, "max_length": max_length}
+    key_source["sentences"] = {
+        split: hashlib.sha256("\n".join(sentences).encode()).hexdigest() for split, sentences in data.sentences.items()
+    }
+    key = hashlib.sha256(json.dumps(key_source, sort_keys=True).encode()).hexdigest()[:20]
+    cache_file = Path(cache_dir) / f"{data.task.name}-{pooling}-{key}.pt"
+    if cache_file.is_file():
+        stored = torch.load(cache_file, weights_only=True)
+    else:
+        model, tokenizer = model_loader()
+        stored = {
+            split: extract_depth_features(
+                model,
+                tokenizer,
+                sentences,
+                pooling,
+                batch_size,
+                max_length,
+                dtype=torch.float16,
+                description=f"{data.task.short_name} {split}",
+            )
+            for split, sentences in data.sentences.items()
+        }
+        _atomic_write(cache_file, lambda path: torch.save(stored, path))
+    return {split: features.float() for split, features in stored.items()}
+
+
+def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, staging = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    os.close(descriptor)
+    try:
+        write(Path(staging))
+        os.replace(staging, path)
+    except BaseException:
+        Path(staging).unlink(missing_ok=True)
+        raise
