@@ -43,6 +43,9 @@ import convergence
 
 SHARED_DATA = bench_common.REPO_ROOT.parent / "shared" / "data"
 FAILURE_MARGIN = 0.02
+# "Steps to BERT's best": the first evaluated step at or above this share of BERT's mean best dev accuracy (as in
+# bench/convergence.py; the mean of the per-seed bests itself is above most single curves).
+TARGET_FRACTION = 0.99
 
 # Per task: where the data is, how it is read, and the training settings used for it.
 TASKS = {
@@ -388,12 +391,14 @@ def summarize(runs: list[dict]) -> dict:
     for task in dict.fromkeys(run["task"] for run in runs):
         task_runs = [run for run in runs if run["task"] == task]
         bert_runs = {run["seed"]: run for run in task_runs if run["variant"] == "bert"}
-        target = statistics.fmean(run["best_accuracy"] for run in bert_runs.values()) if bert_runs else None
+        bert_best = statistics.fmean(run["best_accuracy"] for run in bert_runs.values()) if bert_runs else None
+        target = TARGET_FRACTION * bert_best if bert_runs else None
         entry = {
             "majority_share": task_runs[0]["majority_share"],
             "failed_at_or_below": task_runs[0]["majority_share"] + FAILURE_MARGIN,
             "num_dev": task_runs[0]["num_dev"],
-            "bert_best_mean": target,
+            "bert_best_mean": bert_best,
+            "target_accuracy": target,
             "variants": {},
         }
         for name in VARIANTS:
@@ -446,17 +451,22 @@ def summary_markdown(summary: dict) -> str:
     """One table per task, as pasted into BENCHMARKS.md."""
     lines = []
     for task, entry in summary.items():
-        target = entry["bert_best_mean"]
+        target = entry["target_accuracy"]
         lines += [
             f"**{task}** ({entry['num_dev']} dev examples, majority class {_pct(entry['majority_share'])} %, "
             f"failed: final dev accuracy <= {_pct(entry['failed_at_or_below'])} %"
-            + (f"; BERT's mean best: {_pct(target)} %" if target is not None else "")
+            + (
+                f"; target: {_pct(target)} % = {TARGET_FRACTION:.0%} of BERT's mean best "
+                f"{_pct(entry['bert_best_mean'])} %"
+                if target is not None
+                else ""
+            )
             + ")",
             "",
             "| variant | seeds | final acc mean +- std | best / worst final | failed | final - BERT, same seed "
-            "(mean +- std) | best-during-run acc mean | steps to BERT's best: runs reaching, median | "
-            "mean curve | s per run |",
-            "|---|---|---|---|---|---|---|---|---|---|",
+            "(mean +- std) | best-during-run acc mean | mean acc at 1st eval | steps to target: runs reaching, "
+            "median | mean curve | s per run |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for name, row in entry["variants"].items():
             final, paired = row["final_accuracy"], row["paired_final_difference_to_bert"]
@@ -465,10 +475,13 @@ def summary_markdown(summary: dict) -> str:
             )
             median = row["steps_to_bert_best_median"]
             curve_steps = row["steps_to_bert_best_of_mean_curve"]
+            first = row["mean_curve"][1] if len(row["mean_curve"]) > 1 else row["mean_curve"][0]
+            first_eval = f"{_pct(first['dev_accuracy'])} (step {first['step']})"
             lines.append(
                 f"| {variant_label(name)} | {len(row['seeds'])} | {_pct(final['mean'])} +- {_pct(final['std'])} "
                 f"| {_pct(final['best'])} / {_pct(final['worst'])} | {row['failed']} of {len(row['seeds'])} | {diff} "
-                f"| {_pct(row['best_accuracy']['mean'])} | {row['runs_reaching_bert_best']} of {len(row['seeds'])}, "
+                f"| {_pct(row['best_accuracy']['mean'])} | {first_eval} "
+                f"| {row['runs_reaching_bert_best']} of {len(row['seeds'])}, "
                 f"{'-' if median is None else f'{median:g}'} | {'not reached' if curve_steps is None else curve_steps} "
                 f"| {row['wall_time_s']:.0f} |"
             )
