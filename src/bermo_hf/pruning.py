@@ -49,6 +49,7 @@ from torch.nn.utils import parametrize
 from transformers import Trainer, TrainerCallback
 
 from .errors import PruningArgumentError
+from .training import parent_create_optimizer
 
 METHODS = ("magnitude", "movement", "soft-movement")
 # The linear layers pruned in every encoder layer: short name -> path inside `encoder.layer[i]`.
@@ -628,8 +629,7 @@ class PruningTrainer(Trainer):
         for score in scores:
             score.requires_grad_(False)
         try:
-            # transformers 4.57's `create_optimizer` takes no model
-            optimizer = super().create_optimizer() if model is None else super().create_optimizer(model)
+            optimizer = parent_create_optimizer(PruningTrainer, self, model)
         finally:
             for score in scores:
                 score.requires_grad_(True)

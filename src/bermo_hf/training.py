@@ -33,8 +33,6 @@ from transformers import (
     TrainingArguments,
     set_seed,
 )
-from transformers.pytorch_utils import ALL_LAYERNORM_LAYERS
-from transformers.trainer_pt_utils import get_parameter_names
 
 from .checkpoints import load_checkpoint_config
 from .configuration_bermo import LAYER_MIX_INITS
@@ -57,8 +55,6 @@ logger = logging.getLogger(__name__)
 METRICS_FILENAME = "metrics.json"
 DATA_FILE_FORMATS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json"}
 DEFAULT_TEXT_COLUMNS = ("text", "sentence")
-# Parameter names the standard Trainer leaves out of weight decay (biases and normalization weights).
-NO_DECAY_NAME_PATTERNS = [r"bias", r"layernorm", r"rmsnorm", r"(?:^|\.)norm(?:$|\.)", r"_norm(?:$|\.)"]
 
 
 @dataclasses.dataclass
@@ -381,14 +377,18 @@ def load_model(model_args: ModelArguments, label_space: LabelSpace) -> PreTraine
 
 
 def mix_parameter_groups(
-    model: nn.Module, weight_decay: float, learning_rate: float, mix_learning_rate: float | None = None
+    model: nn.Module,
+    weight_decay: float,
+    learning_rate: float,
+    mix_learning_rate: float | None = None,
+    decay_parameter_names: list[str] | None = None,
 ) -> list[dict]:
     """Optimizer parameter groups for a BERMo (or any) model, for a plain `Trainer` (`optimizers=`) or a custom loop.
 
     Three groups of trainable parameters: the layer mix (`weights`, `gamma`) with `mix_learning_rate` (defaults to
     `learning_rate`) and no weight decay, since decay would pull the mix towards uniform and gamma towards 0; biases
     and LayerNorm weights without decay, as the standard `Trainer` does; everything else with `weight_decay`. Empty
-    groups are left out.
+    groups are left out. `decay_parameter_names` defaults to `Trainer.get_decay_parameter_names(model)`.
 
     Example:
 
@@ -398,7 +398,10 @@ def mix_parameter_groups(
     """
     mix = find_layer_mix(model)
     mix_parameters = {id(parameter) for parameter in mix.parameters()} if mix is not None else set()
-    decay_names = set(get_parameter_names(model, ALL_LAYERNORM_LAYERS, NO_DECAY_NAME_PATTERNS))
+    if decay_parameter_names is None:
+        # The Trainer's own rule (its method reads only `model`, on 4.57 and every 5.x), for use without a Trainer.
+        decay_parameter_names = Trainer.get_decay_parameter_names(None, model)
+    decay_names = set(decay_parameter_names)
     groups = {"mix": [], "decay": [], "no_decay": []}
     for name, parameter in model.named_parameters():
         if not parameter.requires_grad:
@@ -483,11 +486,14 @@ class BermoTrainer(Trainer):
             # Optimizers that build their own groups (GaLore, LOMO, layer-wise...) keep the Trainer's way.
             if not {"params", "model", "optimizer_dict"} & set(optimizer_kwargs):
                 groups = mix_parameter_groups(
-                    optimizer_model, self.args.weight_decay, self.args.learning_rate, self.mix_learning_rate
+                    optimizer_model,
+                    self.args.weight_decay,
+                    self.args.learning_rate,
+                    self.mix_learning_rate,
+                    self.get_decay_parameter_names(optimizer_model),
                 )
                 self.optimizer = optimizer_class(groups, **optimizer_kwargs)
-        # transformers 4.57's create_optimizer takes no model
-        return super().create_optimizer() if model is None else super().create_optimizer(model)
+        return parent_create_optimizer(BermoTrainer, self, model)
 
     def create_model_card(
         self,
@@ -538,17 +544,28 @@ class BermoTrainer(Trainer):
         return None
 
 
+def parent_create_optimizer(trainer_class: type, trainer: Trainer, model=None):
+    """`super(trainer_class, trainer).create_optimizer(model)` on every transformers release the package accepts:
+    4.57's `create_optimizer` takes no `model`."""
+    parent = super(trainer_class, trainer)
+    return parent.create_optimizer() if model is None else parent.create_optimizer(model)
+
+
+def eval_scores(metrics: dict) -> dict[str, float]:
+    """The `eval_*` scores of a metrics record (a `Trainer` log entry or `evaluate()`'s result), without its timings
+    (`eval_runtime`, `eval_*_per_second`)."""
+    return {
+        key: float(value)
+        for key, value in metrics.items()
+        if key.startswith("eval_") and not key.endswith(("_runtime", "_per_second")) and isinstance(value, (int, float))
+    }
+
+
 def last_eval_metrics(log_history: list[dict]) -> dict[str, float]:
     """The scores of the last evaluation in a `Trainer`'s log history, without the `eval_` prefix and timings."""
     for record in reversed(log_history):
         if any(key.startswith("eval_") for key in record):
-            return {
-                key.removeprefix("eval_"): float(value)
-                for key, value in record.items()
-                if key.startswith("eval_")
-                and not key.endswith(("_runtime", "_per_second"))
-                and isinstance(value, (int, float))
-            }
+            return {key.removeprefix("eval_"): value for key, value in eval_scores(record).items()}
     return {}
 
 

@@ -26,6 +26,7 @@ from ..training import (
     DataArguments,
     ModelArguments,
     build_trainer,
+    eval_scores,
     take_label_names_as_class_names,
     train_and_evaluate,
 )
@@ -94,11 +95,7 @@ def prune_and_evaluate(trainer: PruningBermoTrainer, resume_from_checkpoint: str
         "max_steps": trainer.state.max_steps,
         "model_type": metrics.get("model_type"),
         "sparsity": sparsity_report(model),
-        "eval_metrics": {
-            key: value
-            for key, value in metrics.items()
-            if key.startswith("eval_") and not key.endswith(("_runtime", "_per_second"))
-        },
+        "eval_metrics": eval_scores(metrics),
     }
     if trainer.is_world_process_zero():
         path = Path(trainer.args.output_dir, REPORT_FILENAME)

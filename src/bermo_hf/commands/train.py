@@ -21,6 +21,7 @@ from ..training import (
     DataArguments,
     ModelArguments,
     build_trainer,
+    eval_scores,
     take_label_names_as_class_names,
     train_and_evaluate,
 )
@@ -69,9 +70,8 @@ def main(argv: list[str]) -> int:
             trainer.push_to_hub(commit_message="End of training")
 
     if trainer.is_world_process_zero():
-        for key, value in metrics.items():
-            if key.startswith("eval_") and not key.endswith(("_runtime", "_per_second")):
-                print(f"{key}: {value:.4f}")
+        for key, value in eval_scores(metrics).items():
+            print(f"{key}: {value:.4f}")
         layer_weights = LayerWeights.from_model(trainer.model)
         if layer_weights is not None:
             print(format_layer_weights(layer_weights))
