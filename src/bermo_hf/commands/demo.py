@@ -20,12 +20,12 @@ from pathlib import Path
 
 import torch
 
+from ..conversion import convert_checkpoint
 from ..errors import BermoUsageError
 from ..layer_weights import CHART_FILENAME, LayerWeights, format_layer_weights
 from ..output_folders import prepare_output_dir
 from ..training import DataArguments, ModelArguments, build_trainer, train_and_evaluate
 from ._common import checkpoints_kept_on_interrupt, reports_usage_errors
-from .convert import convert_checkpoint
 
 BASE_MODEL_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
 EXAMPLE_SENTENCES = [
