@@ -37,6 +37,22 @@ def result_of_fresh_process(argv: list[str], cwd: Path, pythonpath: str = "") ->
     return json.loads(line.removeprefix("RESULT "))
 
 
+@pytest.fixture(scope="session")
+def transformers_releases() -> Path:
+    """The folder of older transformers releases, one subfolder per version (`$BERMO_TRANSFORMERS_RELEASES`, built by
+    `.ci/run`): a test runs one by putting `transformers_releases / VERSION` first on a fresh process's PYTHONPATH."""
+    path = os.environ.get("BERMO_TRANSFORMERS_RELEASES")
+    if not path:
+        _missing("BERMO_TRANSFORMERS_RELEASES (a folder of transformers releases)")
+    return Path(path)
+
+
+def release_pythonpath(release_dir: Path) -> str:
+    """PYTHONPATH for a fresh process that runs under the transformers release in `release_dir`."""
+    assert (release_dir / "transformers").is_dir(), f"{release_dir} holds no transformers package"
+    return os.pathsep.join(filter(None, [str(release_dir), os.environ.get("PYTHONPATH")]))
+
+
 def tiny_config_kwargs(**overrides) -> dict:
     """A BERT/BERMo configuration small enough for fast CPU tests: hidden 32, 2 layers, vocab 100."""
     kwargs = dict(

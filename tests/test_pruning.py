@@ -26,7 +26,7 @@ from bermo_hf.pruning import (
     sparsity_report,
 )
 
-from .conftest import tiny_config_kwargs
+from .conftest import release_pythonpath, result_of_fresh_process, tiny_config_kwargs
 
 SEQ_LEN = 8
 
@@ -736,22 +736,8 @@ print("RESULT " + json.dumps({"transformers": transformers.__version__, "same": 
 """
 
 
-def test_pruning_trainer_trains_and_resumes_under_transformers_4_57(tmp_path):
-    releases = os.environ.get("BERMO_TRANSFORMERS_RELEASES")
-    if not releases:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("BERMO_TRANSFORMERS_RELEASES (a folder of transformers releases) is required under CI")
-        pytest.skip("BERMO_TRANSFORMERS_RELEASES is not set")
-    pythonpath = os.pathsep.join(filter(None, [os.path.join(releases, "4.57.6"), os.environ.get("PYTHONPATH")]))
-    result = subprocess.run(
-        [sys.executable, "-c", PRUNING_UNDER_4_57, str(tmp_path)],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONPATH": pythonpath, "HF_HUB_OFFLINE": "1"},
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    (line,) = [line for line in result.stdout.splitlines() if line.startswith("RESULT ")]
-    outcome = json.loads(line.removeprefix("RESULT "))
+def test_pruning_trainer_trains_and_resumes_under_transformers_4_57(transformers_releases, tmp_path):
+    pythonpath = release_pythonpath(transformers_releases / "4.57.6")
+    outcome = result_of_fresh_process(["-c", PRUNING_UNDER_4_57, str(tmp_path)], tmp_path, pythonpath)
     assert outcome["transformers"] == "4.57.6"
     assert outcome["same"] and outcome["zeros"] == 2 * (4 * 512 + 2 * round(0.5 * 32 * 37))

@@ -1,12 +1,10 @@
 """Every transformers release the package accepts gives the same numbers: the oldest (4.57.6), the releases around
 the loading change that once reset a trained mix (5.0.0, 5.2.0, 5.3.0), and the installed newest.
 
-Each older release lives in a folder of its own, `$BERMO_TRANSFORMERS_RELEASES/<version>` (transformers with the hub
-client and tokenizers of its line, as `.ci/run` installs them), put first on PYTHONPATH of a fresh process that runs
-`release_check.py`. Without that variable the tests skip, except under CI (`CI=true`), where they fail."""
+Each older release lives in a folder of its own (the `transformers_releases` fixture), put first on PYTHONPATH of a
+fresh process that runs `release_check.py`."""
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -15,7 +13,7 @@ from transformers import BertTokenizerFast
 
 from bermo_hf import BermoConfig, BermoForSequenceClassification
 
-from .conftest import result_of_fresh_process, tiny_config_kwargs
+from .conftest import release_pythonpath, result_of_fresh_process, tiny_config_kwargs
 
 RELEASES = ("4.57.6", "5.0.0", "5.2.0", "5.3.0")
 TEXTS = ["a gripping and beautifully acted film", "the plot is thin and the jokes fall flat", "what a film"]
@@ -23,20 +21,8 @@ SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 CHECK_SCRIPT = Path(__file__).with_name("release_check.py")
 
 
-@pytest.fixture(scope="module")
-def releases_dir() -> Path:
-    path = os.environ.get("BERMO_TRANSFORMERS_RELEASES")
-    if not path:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("BERMO_TRANSFORMERS_RELEASES (a folder of transformers releases) is required under CI")
-        pytest.skip("BERMO_TRANSFORMERS_RELEASES is not set")
-    return Path(path)
-
-
 def run_under(release_dir: Path, tmp_path: Path, *args: str) -> dict:
-    assert (release_dir / "transformers").is_dir(), f"{release_dir} holds no transformers package"
-    pythonpath = os.pathsep.join(filter(None, [str(release_dir), os.environ.get("PYTHONPATH")]))
-    return result_of_fresh_process([str(CHECK_SCRIPT), *args], tmp_path, pythonpath)
+    return result_of_fresh_process([str(CHECK_SCRIPT), *args], tmp_path, release_pythonpath(release_dir))
 
 
 def save_tiny_tokenizer(folder: Path) -> BertTokenizerFast:
@@ -73,10 +59,10 @@ def trained_folder(tmp_path_factory):
 
 @pytest.mark.parametrize("release", RELEASES)
 def test_a_saved_model_loads_through_its_remote_code_to_identical_logits_and_labels(
-    release, releases_dir, trained_folder, tmp_path
+    release, transformers_releases, trained_folder, tmp_path
 ):
     folder, inputs, logits, labels = trained_folder
-    loaded = run_under(releases_dir / release, tmp_path, "remote", str(folder), json.dumps(inputs))
+    loaded = run_under(transformers_releases / release, tmp_path, "remote", str(folder), json.dumps(inputs))
     assert loaded["transformers"] == release
     assert loaded["module"].startswith("transformers_modules.")
     torch.testing.assert_close(torch.tensor(loaded["logits"]), logits, rtol=0, atol=1e-6)
@@ -84,8 +70,8 @@ def test_a_saved_model_loads_through_its_remote_code_to_identical_logits_and_lab
 
 
 @pytest.mark.parametrize("release", RELEASES)
-def test_the_package_trains_saves_and_reloads_exactly(release, releases_dir, tmp_path):
-    result = run_under(releases_dir / release, tmp_path, "package", str(tmp_path / "out"))
+def test_the_package_trains_saves_and_reloads_exactly(release, transformers_releases, tmp_path):
+    result = run_under(transformers_releases / release, tmp_path, "package", str(tmp_path / "out"))
     assert result["transformers"] == release
     assert result["mix_moved"]
     assert result["logits_after_reloading"] == result["logits_before_saving"]
