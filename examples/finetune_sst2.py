@@ -20,7 +20,7 @@ from transformers import AutoTokenizer, DataCollatorWithPadding, Trainer, Traini
 
 import bermo_hf  # noqa: F401  (registers the `bermo` model type with the Auto classes)
 from bermo_hf import BermoForSequenceClassification
-from bermo_hf.hub import set_model_card_info
+from bermo_hf.hub import set_model_card_info, write_model_card
 from bermo_hf.layer_weights import LayerWeights
 from bermo_hf.training import LayerWeightsCallback, mix_parameter_groups
 
@@ -115,7 +115,11 @@ def main() -> None:
     set_model_card_info(model, metrics={"accuracy": metrics["eval_accuracy"]}, training_data="GLUE SST-2 (`train.tsv`)")
     model.save_pretrained(args.output_dir)
     tokenizer.save_pretrained(args.output_dir)
-    print(f"saved to {args.output_dir}; load it with trust_remote_code=True, or publish it with model.push_to_hub()")
+    write_model_card(model, args.output_dir)  # README.md (merged into one already there) and layer_weights.png
+    print(
+        f"saved to {args.output_dir}; load it with trust_remote_code=True, or publish it with "
+        "bermo_hf.push_to_hub(model, REPO_ID, tokenizer=tokenizer)"
+    )
 
 
 if __name__ == "__main__":

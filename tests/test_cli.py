@@ -117,6 +117,7 @@ def test_train_writes_the_best_model_hub_ready_with_metrics(trained, capsys):
     assert "- accuracy" in card and "| accuracy |" in card and "`train.tsv`" in card
     checkpoints = list(trained.glob("checkpoint-*"))
     assert len(checkpoints) >= 1
+    assert not [path for path in checkpoints if (path / "README.md").exists()]  # the final model's card only
 
 
 def test_inspect_table_json_and_plot(trained, tmp_path, capsys):

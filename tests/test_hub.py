@@ -1,5 +1,7 @@
-"""Model card and Hub push: the card's metadata and content, and a push intercepted at `HfApi.create_commit` whose
-uploaded files load with `trust_remote_code=True` in a fresh process that cannot import `bermo_hf`."""
+"""Model card and Hub push: the card's metadata and content as `write_model_card` writes and merges it, a plain
+`save_pretrained` that leaves the card alone, and pushes (`bermo_hf.push_to_hub`, `model.push_to_hub`,
+`trainer.push_to_hub`) intercepted at `HfApi.create_commit` whose uploaded files load with `trust_remote_code=True` in
+a fresh process that cannot import `bermo_hf`."""
 
 import json
 import os
@@ -13,11 +15,11 @@ import torch
 from huggingface_hub import ModelCard
 from safetensors import safe_open
 
+import bermo_hf
 from bermo_hf import BermoForSequenceClassification
 from bermo_hf.cli import main as bermo
 from bermo_hf.hub import set_model_card_info, write_model_card
 from bermo_hf.layer_weights import LayerWeights
-from bermo_hf.modeling_bermo import MODEL_CARD_WRITERS
 
 from .test_cli import HUB_READY_FILES
 from .test_training import SENTENCES, save_tiny_bert, write_tsv
@@ -70,11 +72,13 @@ def trained_looking_model(tiny_config) -> BermoForSequenceClassification:
     return model
 
 
-def test_the_card_writer_is_registered():
-    assert write_model_card in MODEL_CARD_WRITERS
+def save_with_card(model, folder: Path) -> Path:
+    model.save_pretrained(folder)
+    write_model_card(model, folder)
+    return folder
 
 
-def test_save_pretrained_writes_the_model_card_and_chart(tiny_config, tmp_path):
+def test_write_model_card_writes_the_model_card_and_chart(tiny_config, tmp_path):
     model = trained_looking_model(tiny_config)
     set_model_card_info(
         model,
@@ -84,6 +88,7 @@ def test_save_pretrained_writes_the_model_card_and_chart(tiny_config, tmp_path):
         metrics={"accuracy": 0.91, "f1": 0.9},
     )
     model.save_pretrained(tmp_path)
+    assert write_model_card(model, tmp_path) == tmp_path / "README.md"
     card = ModelCard.load(tmp_path / "README.md")
     assert card.data.library_name == "transformers"
     assert card.data.pipeline_tag == "text-classification"
@@ -101,7 +106,7 @@ def test_save_pretrained_writes_the_model_card_and_chart(tiny_config, tmp_path):
 def test_card_of_a_model_from_a_local_folder_names_no_base_model(tiny_config, tmp_path):
     model = BermoForSequenceClassification(tiny_config)
     set_model_card_info(model, base_model=str(tmp_path))
-    model.save_pretrained(tmp_path / "out")
+    save_with_card(model, tmp_path / "out")
     card = ModelCard.load(tmp_path / "out" / "README.md")
     assert card.data.base_model is None and "path/to/this/folder" in card.text
 
@@ -109,17 +114,39 @@ def test_card_of_a_model_from_a_local_folder_names_no_base_model(tiny_config, tm
 def test_the_card_survives_a_reload_and_resave(tiny_config, tmp_path):
     model = trained_looking_model(tiny_config)
     set_model_card_info(model, base_model="google-bert/bert-base-uncased")
-    model.save_pretrained(tmp_path / "first")
-    BermoForSequenceClassification.from_pretrained(tmp_path / "first").save_pretrained(tmp_path / "second")
+    save_with_card(model, tmp_path / "first")
+    save_with_card(BermoForSequenceClassification.from_pretrained(tmp_path / "first"), tmp_path / "second")
     assert ModelCard.load(tmp_path / "second" / "README.md").data.base_model == "google-bert/bert-base-uncased"
 
 
+def test_save_pretrained_writes_no_card_and_leaves_one_already_there_as_it_is(tiny_config, tmp_path):
+    model = trained_looking_model(tiny_config)
+    set_model_card_info(model, base_model="google-bert/bert-base-uncased", metrics={"accuracy": 0.9})
+    model.save_pretrained(tmp_path / "new")
+    saved = {path.name for path in (tmp_path / "new").iterdir()}
+    assert {"config.json", "configuration_bermo.py", "modeling_bermo.py", "model.safetensors"} <= saved
+    assert not (tmp_path / "new" / "README.md").exists() and not (tmp_path / "new" / "layer_weights.png").exists()
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "README.md").write_bytes(EXISTING_CARD.encode())
+    model.save_pretrained(tmp_path / "old")
+    assert (tmp_path / "old" / "README.md").read_bytes() == EXISTING_CARD.encode()
+    assert not (tmp_path / "old" / "layer_weights.png").exists()
+
+
 @pytest.fixture
-def hub_commits(monkeypatch) -> list[dict]:
-    """Intercepts the Hub: `create_repo` answers, `create_commit` records `{message, files: {path: bytes}}`."""
+def created_repos() -> list[dict]:
+    """The calls of `HfApi.create_repo` under `hub_commits`: `{"repo_id": ..., **keyword arguments}`."""
+    return []
+
+
+@pytest.fixture
+def hub_commits(monkeypatch, created_repos) -> list[dict]:
+    """Intercepts the Hub: `create_repo` is recorded in `created_repos` and answers, `create_commit` records
+    `{repo_id, message, files: {path: bytes}}` and answers a `CommitInfo`; the Hub has no model card."""
     commits = []
 
     def create_repo(self, repo_id, *args, **kwargs):
+        created_repos.append({"repo_id": repo_id, **kwargs})
         return huggingface_hub.RepoUrl(f"https://huggingface.co/{repo_id}")
 
     def create_commit(self, repo_id, operations, *args, commit_message=None, **kwargs):
@@ -129,6 +156,13 @@ def hub_commits(monkeypatch) -> list[dict]:
             with operation.as_file() as file:
                 files[operation.path_in_repo] = file.read()
         commits.append({"repo_id": repo_id, "message": commit_message, "files": files})
+        oid = f"{len(commits):040x}"
+        return huggingface_hub.CommitInfo(
+            commit_url=f"https://huggingface.co/{repo_id}/commit/{oid}",
+            commit_message=commit_message,
+            commit_description="",
+            oid=oid,
+        )
 
     def no_card_on_the_hub(*args, **kwargs):
         raise huggingface_hub.errors.EntryNotFoundError("README.md")
@@ -159,7 +193,8 @@ def check_uploaded_bermo(files: dict[str, bytes], tmp_path: Path, expected_logit
     with safe_open(folder / "model.safetensors", "pt") as weights:
         assert {"bert.layer_mix.weights", "bert.layer_mix.gamma"} <= set(weights.keys())
     card = files["README.md"].decode()
-    assert "tags:\n- bermo\n- custom_code" in card and "library_name: transformers" in card
+    metadata = ModelCard(card).data
+    assert {"bermo", "custom_code"} <= set(metadata.tags) and metadata.library_name == "transformers"
     result = logits_in_fresh_process(folder, tmp_path / "modules")
     assert result["class"].startswith("transformers_modules.")
     torch.testing.assert_close(torch.tensor(result["logits"]), expected_logits, rtol=0, atol=1e-6)
@@ -187,13 +222,35 @@ def test_bermo_train_push_to_hub_uploads_a_folder_that_loads_without_bermo_hf(tm
     assert 'model="someone/bermo-tiny"' in card and "| accuracy |" in card
 
 
-def test_model_push_to_hub_uploads_the_bermo_card(tiny_config, tmp_path, hub_commits):
+def tiny_tokenizer(tmp_path: Path):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(save_tiny_bert(tmp_path / "tiny-bert"))
+
+
+def test_push_to_hub_uploads_model_tokenizer_and_card_in_one_commit(tiny_config, tmp_path, hub_commits, created_repos):
     model = trained_looking_model(tiny_config)
-    model.push_to_hub("someone/bermo-pushed")
+    commit = bermo_hf.push_to_hub(model, "someone/bermo-pushed", tiny_tokenizer(tmp_path), private=True)
+    assert [repo["repo_id"] for repo in created_repos] == ["someone/bermo-pushed"]
+    assert created_repos[0]["exist_ok"] is True and created_repos[0]["private"] is True
+    assert len(hub_commits) == 1 and hub_commits[0]["message"] == "Upload BERMo model"
+    assert commit.oid == f"{1:040x}"
+    card = check_uploaded_bermo(hub_commits[0]["files"], tmp_path, reference_logits(model))
+    assert 'model="someone/bermo-pushed"' in card and "![Layer weights](layer_weights.png)" in card
+    assert bermo_hf.hub.model_card_info(model).repo_id is None  # the push left the model's card information alone
+
+
+def test_model_push_to_hub_keeps_the_hub_card_as_transformers_does(tiny_config, hub_commits, hub_card):
+    model = trained_looking_model(tiny_config)
+    model.push_to_hub("me/x", tags=["sentiment"])
     assert len(hub_commits) == 1
     files = hub_commits[0]["files"]
     assert {"config.json", "configuration_bermo.py", "modeling_bermo.py", "model.safetensors"} <= set(files)
-    assert "tags:\n- bermo\n- custom_code" in files["README.md"].decode() and "layer_weights.png" in files
+    card = ModelCard(files["README.md"].decode())
+    assert card.data.license == "apache-2.0" and card.data.language == ["en"] and card.data.datasets == ["imdb"]
+    assert {"sentiment-analysis", "my-tag", "sentiment"} <= set(card.data.tags)
+    assert "# My sentiment model" in card.text and "Hand-written prose that must survive every push." in card.text
+    assert "<!-- bermo-hf:begin" not in card.text  # BERMo's section comes with bermo_hf.push_to_hub
 
 
 EXISTING_CARD = """---
@@ -243,12 +300,16 @@ def test_push_to_hub_keeps_the_existing_hub_card_and_updates_its_bermo_section_i
     tiny_config, tmp_path, hub_commits, hub_card
 ):
     model = trained_looking_model(tiny_config)
-    model.push_to_hub("me/x", tags=["sentiment"])
-    first = check_merged_card(hub_commits[-1]["files"]["README.md"].decode(), pushed_tags=["sentiment"])
+    tokenizer = tiny_tokenizer(tmp_path)
+    bermo_hf.push_to_hub(model, "me/x", tokenizer=tokenizer, tags=["sentiment"])
+    assert len(hub_commits) == 1
+    card_text = check_uploaded_bermo(hub_commits[-1]["files"], tmp_path, reference_logits(model))
+    first = check_merged_card(card_text, pushed_tags=["sentiment"])
     assert "layer_weights.png" in hub_commits[-1]["files"]
     with torch.no_grad():
         model.bert.layer_mix.weights.copy_(torch.tensor([3.0, 0.0, 0.0]))
-    model.push_to_hub("me/x")
+    bermo_hf.push_to_hub(model, "me/x", tokenizer=tokenizer, commit_message="Second push")
+    assert len(hub_commits) == 2 and hub_commits[-1]["message"] == "Second push"
     second = check_merged_card(hub_commits[-1]["files"]["README.md"].decode(), pushed_tags=["sentiment"])
     assert second.text.split("<!-- bermo-hf:begin")[0] == first.text.split("<!-- bermo-hf:begin")[0]
     weights = LayerWeights.from_model(model)
@@ -290,61 +351,92 @@ def test_trainer_push_to_hub_adds_its_tags_to_the_hub_card(tmp_path, hub_commits
     check_merged_card(str(card), pushed_tags=["sentiment"])
 
 
-def test_save_pretrained_merges_into_a_readme_already_in_the_folder(tiny_config, tmp_path):
+def test_write_model_card_merges_into_a_readme_already_in_the_folder(tiny_config, tmp_path):
     (tmp_path / "README.md").write_text(EXISTING_CARD)
     model = trained_looking_model(tiny_config)
-    model.save_pretrained(tmp_path)
-    model.save_pretrained(tmp_path)  # the section is updated in place, not added twice
-    check_merged_card((tmp_path / "README.md").read_text())
+    save_with_card(model, tmp_path)
+    first = check_merged_card((tmp_path / "README.md").read_text())
+    with torch.no_grad():
+        model.bert.layer_mix.weights.copy_(torch.tensor([3.0, 0.0, 0.0]))
+    save_with_card(model, tmp_path)  # the section is updated in place, not added twice
+    second = check_merged_card((tmp_path / "README.md").read_text())
+    assert second.text.split("<!-- bermo-hf:begin")[0] == first.text.split("<!-- bermo-hf:begin")[0]
+    assert f"| embeddings | {LayerWeights.from_model(model).weights[0]:.4f} |" in second.text
+    write_model_card(model, tmp_path, tags=["sentiment"])
+    check_merged_card((tmp_path / "README.md").read_text(), pushed_tags=["sentiment"])
     plain = tmp_path / "plain"
     plain.mkdir()
     (plain / "README.md").write_text("Notes without metadata.\n")
-    model.save_pretrained(plain)
+    save_with_card(model, plain)
     card = ModelCard.load(plain / "README.md")
     assert card.text.startswith("Notes without metadata.") and card.data.tags == ["bermo", "custom_code"]
 
 
 def test_no_chart_is_drawn_in_trainer_checkpoints(tiny_config, tmp_path):
     model = trained_looking_model(tiny_config)
-    model.save_pretrained(tmp_path / "checkpoint-500")
+    save_with_card(model, tmp_path / "checkpoint-500")
     assert not (tmp_path / "checkpoint-500" / "layer_weights.png").exists()
     assert "![Layer weights]" not in (tmp_path / "checkpoint-500" / "README.md").read_text()
 
 
-# `push_to_hub` under transformers 4.57.6 (first on PYTHONPATH of a fresh process), the Hub intercepted as above: the
-# override of `PreTrainedModel._upload_modified_files` that merges the card must still be called there.
+# `bermo_hf.push_to_hub` under transformers 4.57.6 and its huggingface_hub 0.36 (first on PYTHONPATH of a fresh
+# process), the Hub intercepted as above and holding the card given as argv[1]: two pushes, one commit each, the card
+# merged and updated in place; then 4.57's own `model.push_to_hub`, which keeps the Hub's card.
 PUSH_UNDER_RELEASE = """
 import json, sys
 sys.modules["datasets"] = None  # installed for the newest transformers; 4.57 would import it with a hub it does not fit
 import huggingface_hub, torch, transformers
 import transformers.utils.hub as transformers_hub
+import bermo_hf
 from bermo_hf import BermoConfig, BermoForSequenceClassification
 
-uploaded = {}
+commits = []
+hub_card = {"text": sys.argv[1]}
 
 def create_repo(*args, **kwargs):
     repo_id = kwargs.get("repo_id") or [a for a in args if isinstance(a, str)][0]
     return huggingface_hub.RepoUrl(f"https://huggingface.co/{repo_id}")
 
-def create_commit(*args, operations=(), **kwargs):
+def create_commit(*args, operations=(), commit_message=None, **kwargs):
+    files = {}
     for operation in operations:
         with operation.as_file() as file:
-            uploaded[operation.path_in_repo] = file.read()
+            files[operation.path_in_repo] = file.read()
+    commits.append({"message": commit_message, "files": sorted(files)})
+    if "README.md" in files:
+        hub_card["text"] = files["README.md"].decode()
+    oid = f"{len(commits):040x}"
+    return huggingface_hub.CommitInfo(commit_url=f"https://huggingface.co/me/x/commit/{oid}",
+                                      commit_message=commit_message, commit_description="", oid=oid)
 
 huggingface_hub.HfApi.create_repo = lambda self, *a, **k: create_repo(*a, **k)
 huggingface_hub.HfApi.create_commit = lambda self, *a, **k: create_commit(*a, **k)
 for name, function in (("create_repo", create_repo), ("create_commit", create_commit)):
     if hasattr(transformers_hub, name):
         setattr(transformers_hub, name, function)
-huggingface_hub.ModelCard.load = classmethod(lambda cls, *a, **k: cls(sys.argv[1]))
+huggingface_hub.ModelCard.load = classmethod(lambda cls, *a, **k: cls(hub_card["text"]))
+
+def validate_yaml_here(self, content, *args, **kwargs):  # the Hub checks the card's metadata; here, locally
+    assert huggingface_hub.ModelCard(content).data.library_name == "transformers"
+
+huggingface_hub.HfApi._validate_yaml = validate_yaml_here
 if hasattr(huggingface_hub.hf_api, "is_xet_available"):
     huggingface_hub.hf_api.is_xet_available = lambda: False
 
 config = BermoConfig(vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37,
                      max_position_embeddings=64)
-BermoForSequenceClassification(config).push_to_hub("me/x", tags=["sentiment"])
-card = uploaded["README.md"].decode()
-print("RESULT " + json.dumps({"transformers": transformers.__version__, "card": card, "files": sorted(uploaded)}))
+model = BermoForSequenceClassification(config)
+cards = []
+bermo_hf.push_to_hub(model, "me/x", tags=["sentiment"])
+cards.append(hub_card["text"])
+with torch.no_grad():
+    model.bert.layer_mix.weights.copy_(torch.tensor([3.0, 0.0, 0.0]))
+commit = bermo_hf.push_to_hub(model, "me/x")
+cards.append(hub_card["text"])
+model.push_to_hub("me/x", tags=["plain"])
+cards.append(hub_card["text"])
+print("RESULT " + json.dumps({"transformers": transformers.__version__, "hub": huggingface_hub.__version__,
+                              "cards": cards, "commits": commits, "oid": commit.oid}))
 """
 
 
@@ -366,6 +458,13 @@ def test_push_to_hub_merges_the_card_under_transformers_4_57(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     (line,) = [line for line in result.stdout.splitlines() if line.startswith("RESULT ")]
     outcome = json.loads(line.removeprefix("RESULT "))
-    assert outcome["transformers"] == "4.57.6"
-    assert {"config.json", "modeling_bermo.py", "model.safetensors", "layer_weights.png"} <= set(outcome["files"])
-    check_merged_card(outcome["card"], pushed_tags=["sentiment"])
+    assert outcome["transformers"] == "4.57.6" and outcome["hub"].startswith("0.")
+    first_push, second_push, plain_push = outcome["commits"]
+    assert first_push["message"] == second_push["message"] == "Upload BERMo model" and outcome["oid"] == f"{2:040x}"
+    for push in (first_push, second_push):
+        assert {"config.json", "modeling_bermo.py", "model.safetensors", "layer_weights.png"} <= set(push["files"])
+    first = check_merged_card(outcome["cards"][0], pushed_tags=["sentiment"])
+    second = check_merged_card(outcome["cards"][1], pushed_tags=["sentiment"])
+    assert second.text.split("<!-- bermo-hf:begin")[0] == first.text.split("<!-- bermo-hf:begin")[0]
+    assert second.text != first.text  # the layer weights changed
+    check_merged_card(outcome["cards"][2], pushed_tags=["sentiment", "plain"])  # 4.57's push kept the Hub's card

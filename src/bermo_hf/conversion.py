@@ -5,7 +5,7 @@ from pathlib import Path
 
 from .checkpoints import load_checkpoint_config
 from .errors import BermoUsageError
-from .hub import is_hub_id, set_model_card_info
+from .hub import is_hub_id, set_model_card_info, write_model_card
 from .modeling_bermo import BERMO_TASKS
 from .output_folders import check_output_dir, files_written_into
 
@@ -49,4 +49,5 @@ def convert_checkpoint(
     with files_written_into(output_dir, overwrite=overwrite_output_dir) as staging:
         model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
+        write_model_card(model, staging)  # merged into a card already in `output_dir`
     return output_dir

@@ -1,30 +1,43 @@
 """What a BERMo folder tells people: the model card (README.md) with the learned layer weights, and their chart.
 
-`write_model_card` is registered in `modeling_bermo.MODEL_CARD_WRITERS`, so every `save_pretrained` of a BERMo model
-(and everything built on it: `push_to_hub`, the `Trainer`'s saves) writes the card and, except in `Trainer`
-checkpoint folders, `layer_weights.png` beside the weights. What the model itself does not know (the checkpoint it
-started from, its data, its scores) is attached with `set_model_card_info`.
+Nothing here runs on its own: `model.save_pretrained` writes what any transformers model writes (no card), and the
+card is written by explicit calls.
+
+- `write_model_card(model, folder)` merges BERMo's card into `folder/README.md` and draws `layer_weights.png` beside
+  it (not in `Trainer` checkpoint folders). The library calls it for every final BERMo folder it produces:
+  `conversion.convert_checkpoint` (`bermo convert`, `bermo demo`) and `training.train_and_evaluate` (`bermo train`,
+  `bermo prune`, `bermo demo`); the `Trainer`'s `checkpoint-STEP` folders get no card, as with any transformers model.
+  Code that saves a model itself calls it after `save_pretrained`.
+- `push_to_hub(model, repo_id, tokenizer)` publishes a model with its card in one commit, merged into the card the
+  Hub repository already has. `model.push_to_hub` (transformers' own) also works, but uploads the Hub's card as it
+  is (plus the `tags=`), without BERMo's section.
+- `training.BermoTrainer.create_model_card` (run by `trainer.push_to_hub`, so by `bermo train --push_to_hub`) merges
+  the card into the output folder's and the Hub's card.
+
+What the model itself does not know (the checkpoint it started from, its data, its scores) is attached with
+`set_model_card_info`.
 
 A card already there is merged, never replaced (`merge_model_card`): its YAML metadata stays (tags, datasets and
 metrics become unions; `license`, `language` and every other key are kept), its prose stays, and BERMo's own part
 (usage snippet, layer-weight table, chart, scores) lives in one section between `SECTION_BEGIN` and `SECTION_END`,
-added at the end the first time and updated in place afterwards. `push_to_hub` merges into the card already on the
-Hub (with the `tags=` passed), `BermoTrainer.push_to_hub` too.
+added at the end the first time and updated in place afterwards.
 """
 
 import dataclasses
 import os
 import re
+import tempfile
 from pathlib import Path
 
-from huggingface_hub import ModelCard, ModelCardData
+from huggingface_hub import CommitInfo, HfApi, ModelCard, ModelCardData
 from torch import nn
 
 from .layer_weights import CHART_FILENAME, LayerWeights, save_layer_weights_chart
 
 CARD_FILENAME = "README.md"
-# The delimiters of BERMo's section of a model card: what lies between them is rewritten on every save, the rest kept.
-SECTION_BEGIN = "<!-- bermo-hf:begin (written by bermo_hf on every save; edit outside this section) -->"
+# The delimiters of BERMo's section of a model card: what lies between them is rewritten by every `write_model_card`,
+# the rest kept.
+SECTION_BEGIN = "<!-- bermo-hf:begin (written by bermo_hf; edit outside this section) -->"
 SECTION_END = "<!-- bermo-hf:end -->"
 _SECTION = re.compile(r"<!-- bermo-hf:begin.*?-->.*?<!-- bermo-hf:end -->", re.DOTALL)
 # Metadata lists merged as unions; every other key of an existing card is kept as it is.
@@ -194,15 +207,20 @@ def _union(first: list, second: list) -> list:
     return first + [item for item in second if item not in first]
 
 
-def load_hub_model_card(repo_id: str, token: str | bool | None = None) -> ModelCard | None:
-    """The model card of the Hub repository `repo_id`, or None when the repository or its card does not exist.
+def load_hub_model_card(repo_id: str, token: str | bool | None = None, revision: str | None = None) -> ModelCard | None:
+    """The model card of the Hub repository `repo_id` (on branch `revision`, default the main one), or None when the
+    repository, the branch or its card does not exist.
 
     Any other failure (no network, no access) is raised: a push must not replace a card it could not read."""
-    from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
 
     try:
-        return ModelCard.load(repo_id, token=token)
-    except (EntryNotFoundError, RepositoryNotFoundError):
+        if revision is None:
+            return ModelCard.load(repo_id, token=token)
+        path = hf_hub_download(repo_id, CARD_FILENAME, revision=revision, token=token)
+        return ModelCard(Path(path).read_text(encoding="utf-8"))
+    except (EntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError):
         return None
 
 
@@ -221,14 +239,20 @@ def _usage_snippet(repo: str, pipeline_tag: str, auto_class: str) -> str:
 
 
 def write_model_card(
-    model: nn.Module, save_directory: str | os.PathLike, existing: ModelCard | str | None = None
-) -> None:
-    """Writes BERMo's model card into `save_directory/README.md`, merged (`merge_model_card`) into the card already
-    there, or into `existing` when given (e.g. the card on the Hub); and, when matplotlib is installed and
-    `save_directory` is not a `Trainer` checkpoint folder (`checkpoint-STEP`), `layer_weights.png`.
+    model: nn.Module,
+    save_directory: str | os.PathLike,
+    existing: ModelCard | str | None = None,
+    *,
+    tags: list[str] | None = None,
+    info: ModelCardInfo | None = None,
+) -> Path:
+    """Writes BERMo's model card into `save_directory/README.md`, merged (`merge_model_card`, with `tags` added) into
+    the card already there, or into `existing` when given (e.g. the card on the Hub); and, when matplotlib is
+    installed and `save_directory` is not a `Trainer` checkpoint folder (`checkpoint-STEP`), `layer_weights.png`.
+    `info` replaces the card information attached to the model (`model_card_info`). Returns the card's path.
 
-    Registered in `modeling_bermo.MODEL_CARD_WRITERS`, it runs after every BERMo `save_pretrained` and before
-    `push_to_hub` uploads."""
+    Call it after `model.save_pretrained(save_directory)`, which writes no card; calling it again updates BERMo's
+    section in place."""
     save_directory = Path(save_directory)
     card_path = save_directory / CARD_FILENAME
     if existing is None and card_path.is_file():
@@ -236,5 +260,38 @@ def write_model_card(
     layer_weights = LayerWeights.from_model(model)
     draw_chart = layer_weights is not None and not _CHECKPOINT_FOLDER.match(save_directory.name)
     chart_written = draw_chart and save_layer_weights_chart(layer_weights, save_directory / CHART_FILENAME)
-    card = build_model_card(model, chart_filename=CHART_FILENAME if chart_written else None)
-    merge_model_card(existing, card).save(card_path)
+    card = build_model_card(model, info, chart_filename=CHART_FILENAME if chart_written else None)
+    merge_model_card(existing, card, tags=tags).save(card_path)
+    return card_path
+
+
+def push_to_hub(
+    model: nn.Module,
+    repo_id: str,
+    tokenizer=None,
+    *,
+    tags: list[str] | None = None,
+    commit_message: str = "Upload BERMo model",
+    private: bool | None = None,
+    token: str | bool | None = None,
+    revision: str | None = None,
+) -> CommitInfo:
+    """Publishes `model` (and `tokenizer`) to the Hub repository `repo_id` in one commit, with BERMo's model card
+    merged into the card the repository already has (its metadata and prose kept, `tags` added, BERMo's section
+    updated in place); a new repository (`private` or not) is created. Returns the commit's `CommitInfo`.
+
+    Only public `huggingface_hub` APIs: `HfApi.create_repo(exist_ok=True)`, then `save_pretrained` into a temporary
+    folder, `write_model_card` there (merging into the Hub's card, read with `load_hub_model_card`), and one
+    `HfApi.upload_folder`. Files already in the repository that the push does not write stay as they are."""
+    api = HfApi(token=token)
+    repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
+    hub_card = load_hub_model_card(repo_id, token=token, revision=revision)
+    info = dataclasses.replace(model_card_info(model), repo_id=repo_id)
+    with tempfile.TemporaryDirectory() as folder:
+        model.save_pretrained(folder)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(folder)
+        write_model_card(model, folder, existing=hub_card, tags=tags, info=info)
+        return api.upload_folder(
+            repo_id=repo_id, folder_path=folder, commit_message=commit_message, revision=revision, token=token
+        )

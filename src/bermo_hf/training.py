@@ -9,7 +9,8 @@ The pieces, usable one by one:
 - `mix_parameter_groups`: optimizer groups with the layer mix apart (own learning rate, never decayed).
 - `LayerWeightsCallback`: logs the layer weights at each evaluation.
 - `BermoTrainer`: `Trainer` with the mix's optimizer group and the BERMo model card.
-- `build_trainer` (all of the above) and `train_and_evaluate` (train, evaluate, save, write `metrics.json`).
+- `build_trainer` (all of the above) and `train_and_evaluate` (train, evaluate, save with the model card, write
+  `metrics.json`).
 """
 
 import dataclasses
@@ -645,9 +646,10 @@ def train_and_evaluate(
     model Hub-ready into `output_dir` (defaults to `trainer.args.output_dir`), and writes `metrics.json` there.
 
     The final files are saved beside and renamed into place one by one (see
-    `output_folders.final_files_written_atomically`): each is complete or absent, a model card already in the folder
-    is merged into, and nothing else in the folder is touched. Checkpoints are the `Trainer`'s own, in
-    `trainer.args.output_dir` as it saves them.
+    `output_folders.final_files_written_atomically`): each is complete or absent, and nothing else in the folder is
+    touched. A BERMo model gets its model card and chart (`hub.write_model_card`, merged into a card already in the
+    folder). Checkpoints are the `Trainer`'s own, in `trainer.args.output_dir` as it saves them (no card, as for any
+    transformers model).
 
     Returns the metrics: the train and eval scores, plus `layer_weights` (see `LayerWeights.to_dict`; None for
     plain BERT) and, when several processes trained, `layer_weights_by_rank` (each rank's mix weights)."""
@@ -670,5 +672,7 @@ def train_and_evaluate(
         # place; the caller pushes once they are.
         trainer.save_model(str(staging), _internal_call=True)
         if trainer.is_world_process_zero():
+            if layer_weights is not None:
+                write_model_card(model, staging)  # merged into the card already in the output folder
             Path(staging, METRICS_FILENAME).write_text(json.dumps(metrics, indent=2) + "\n")
     return metrics
