@@ -31,10 +31,6 @@ from .configuration_bermo import BermoConfig
 
 # Share of the mix that the last depth starts with under `layer_mix_init="last"`.
 LAST_DEPTH_INITIAL_SHARE = 0.9
-# Functions called as `writer(model, save_directory)` after `save_pretrained` has written a BERMo model, and before
-# `push_to_hub` uploads. `bermo_hf` registers its model-card writer here (it merges into a README.md already in the
-# folder rather than replacing it); the Hub-shipped file stays free of it.
-MODEL_CARD_WRITERS = []
 # Keyword arguments of `from_pretrained` that say where and how to read a checkpoint's files.
 _HUB_KWARGS = ("cache_dir", "force_download", "local_files_only", "proxies", "revision", "subfolder", "token")
 
@@ -285,26 +281,12 @@ class BermoPreTrainedModel(BertPreTrainedModel):
         _check_mix_depths(cls, pretrained_model_name_or_path, kwargs)
         return super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
 
-    def save_pretrained(self, save_directory, *args, is_main_process: bool = True, **kwargs):
-        """Saves like any `PreTrainedModel`, with an `auto_map` that names every BERMo Auto class, so the folder
-        loads with `trust_remote_code=True` through each of them; then runs the registered model-card writers (which
-        merge into a model card already in `save_directory`)."""
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """Saves like any `PreTrainedModel` (weights, configuration, code files; no model card: `bermo_hf` writes that
+        with an explicit `write_model_card`), with an `auto_map` that names every BERMo Auto class, so the folder
+        loads with `trust_remote_code=True` through each of them."""
         self.config.auto_map = dict(AUTO_MAP)
-        result = super().save_pretrained(save_directory, *args, is_main_process=is_main_process, **kwargs)
-        if is_main_process:
-            self._write_model_cards(save_directory)
-        return result
-
-    def _upload_modified_files(self, working_dir, *args, **kwargs):
-        # A private transformers method (4.57 and 5.x): `push_to_hub` saves, then writes the Hub repository's card (its
-        # existing one with the `tags=` added, or transformers' template) over README.md, then calls this to upload.
-        # The writers merge BERMo's section into that card here. tests/test_hub.py fails if this stops being called.
-        self._write_model_cards(working_dir)
-        return super()._upload_modified_files(working_dir, *args, **kwargs)
-
-    def _write_model_cards(self, directory) -> None:
-        for write_model_card in MODEL_CARD_WRITERS:
-            write_model_card(self, directory)
+        return super().save_pretrained(save_directory, *args, **kwargs)
 
     def layer_weights(self) -> dict:
         """The mix as plain numbers: `{"weights": softmax(w) per depth, "gamma": gamma}` (depth 0 is the embedding
