@@ -21,6 +21,7 @@ from bermo_hf.cli import main as bermo
 from bermo_hf.hub import set_model_card_info, write_model_card
 from bermo_hf.layer_weights import LayerWeights
 
+from .conftest import release_pythonpath, result_of_fresh_process
 from .test_cli import HUB_READY_FILES
 from .test_training import SENTENCES, save_tiny_bert, write_tsv
 
@@ -440,24 +441,9 @@ print("RESULT " + json.dumps({"transformers": transformers.__version__, "hub": h
 """
 
 
-def test_push_to_hub_merges_the_card_under_transformers_4_57(tmp_path):
-    releases = os.environ.get("BERMO_TRANSFORMERS_RELEASES")
-    if not releases:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("BERMO_TRANSFORMERS_RELEASES (a folder of transformers releases) is required under CI")
-        pytest.skip("BERMO_TRANSFORMERS_RELEASES is not set")
-    pythonpath = os.pathsep.join(filter(None, [os.path.join(releases, "4.57.6"), os.environ.get("PYTHONPATH")]))
-    result = subprocess.run(
-        [sys.executable, "-c", PUSH_UNDER_RELEASE, EXISTING_CARD],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": pythonpath, "HF_HUB_OFFLINE": "1"},
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    (line,) = [line for line in result.stdout.splitlines() if line.startswith("RESULT ")]
-    outcome = json.loads(line.removeprefix("RESULT "))
+def test_push_to_hub_merges_the_card_under_transformers_4_57(transformers_releases, tmp_path):
+    pythonpath = release_pythonpath(transformers_releases / "4.57.6")
+    outcome = result_of_fresh_process(["-c", PUSH_UNDER_RELEASE, EXISTING_CARD], tmp_path, pythonpath)
     assert outcome["transformers"] == "4.57.6" and outcome["hub"].startswith("0.")
     first_push, second_push, plain_push = outcome["commits"]
     assert first_push["message"] == second_push["message"] == "Upload BERMo model" and outcome["oid"] == f"{2:040x}"

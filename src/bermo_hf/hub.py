@@ -33,6 +33,7 @@ from huggingface_hub import CommitInfo, HfApi, ModelCard, ModelCardData
 from torch import nn
 
 from .layer_weights import CHART_FILENAME, LayerWeights, save_layer_weights_chart
+from .modeling_bermo import task_of
 
 CARD_FILENAME = "README.md"
 # The delimiters of BERMo's section of a model card: what lies between them is rewritten by every `write_model_card`,
@@ -48,14 +49,6 @@ _TRANSFORMERS_TEMPLATE_SENTENCE = "This model card has been automatically genera
 # The name the Trainer gives its checkpoint folders: no chart is drawn there.
 _CHECKPOINT_FOLDER = re.compile(r"^checkpoint-\d+$")
 PAPER_URL = "https://arxiv.org/abs/2110.15802"
-# The Hub task of each BERMo class, and the Auto class that loads it.
-TASKS = {
-    "BermoForSequenceClassification": ("text-classification", "AutoModelForSequenceClassification"),
-    "BermoForTokenClassification": ("token-classification", "AutoModelForTokenClassification"),
-    "BermoForQuestionAnswering": ("question-answering", "AutoModelForQuestionAnswering"),
-    "BermoForMultipleChoice": ("multiple-choice", "AutoModelForMultipleChoice"),
-    "BermoModel": ("feature-extraction", "AutoModel"),
-}
 _HUB_ID = re.compile(r"^[\w.-]+(/[\w.-]+)?$")
 _CARD_INFO_ATTRIBUTE = "bermo_model_card_info"
 
@@ -117,7 +110,7 @@ def build_model_card(
     """The model card of a BERMo model on its own: YAML metadata, a title and BERMo's section (see
     `bermo_section`). `merge_model_card` puts it into a card that already exists."""
     info = info or model_card_info(model)
-    pipeline_tag, _ = TASKS.get(type(model).__name__, ("feature-extraction", "AutoModel"))
+    pipeline_tag = task_of(type(model).__name__).pipeline_tag
     base_model = info.base_model if is_hub_id(info.base_model) else None
     card_data = ModelCardData(
         library_name="transformers",
@@ -136,7 +129,8 @@ def bermo_section(model: nn.Module, info: ModelCardInfo | None = None, chart_fil
     """BERMo's part of a model card, between `SECTION_BEGIN` and `SECTION_END`: what the model is, a usage snippet
     with `trust_remote_code=True`, the learned layer weights (and `chart_filename`), the scores, the training data."""
     info = info or model_card_info(model)
-    pipeline_tag, auto_class = TASKS.get(type(model).__name__, ("feature-extraction", "AutoModel"))
+    task = task_of(type(model).__name__)
+    pipeline_tag, auto_class = task.pipeline_tag, task.auto_class
     base_model = info.base_model if is_hub_id(info.base_model) else None
     layer_weights = LayerWeights.from_model(model)
     repo = info.repo_id or "path/to/this/folder"
