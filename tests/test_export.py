@@ -144,3 +144,24 @@ def test_bermo_export_refuses_a_plain_bert_checkpoint_in_one_line(minilm_path, t
     error = capsys.readouterr().err.strip()
     assert len(error.splitlines()) == 1 and "'bert' checkpoint" in error
     assert not (tmp_path / "out").exists()
+
+
+def test_a_failed_export_leaves_the_folder_as_it_was(
+    vocab_sized_model, minilm_tokenizer, tmp_path, monkeypatch, capsys
+):
+    """The check fails after the graph was written to the staging folder: nothing reaches OUT, the user's files stay,
+    and an OUT the command created is removed again."""
+    import bermo_hf.commands.export as export_command
+
+    monkeypatch.setattr(export_command, "largest_onnx_difference", lambda *args, **kwargs: 1.0)
+    vocab_sized_model.save_pretrained(tmp_path / "ckpt")
+    minilm_tokenizer.save_pretrained(tmp_path / "ckpt")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    capsys.readouterr()
+    assert bermo(["export", str(tmp_path / "ckpt"), str(out), "--onnx", "--overwrite_output_dir"]) == 1
+    assert "differs from PyTorch by 1" in capsys.readouterr().err
+    assert [path.name for path in out.iterdir()] == ["notes.txt"] and (out / "notes.txt").read_text() == "mine"
+    assert bermo(["export", str(tmp_path / "ckpt"), str(tmp_path / "new"), "--onnx"]) == 1
+    assert not (tmp_path / "new").exists()

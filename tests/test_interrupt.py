@@ -116,3 +116,35 @@ def test_sigterm_keeps_the_checkpoints(run_files, tmp_path):
     assert status == 128 + signal.SIGTERM, err[-3000:]
     assert err.rstrip().splitlines()[-1].startswith("bermo train: terminated (SIGTERM); ")
     assert list(output_dir.glob("checkpoint-*/trainer_state.json"))
+
+
+def test_an_interruption_removes_only_the_checkpoint_it_left_half_written(tmp_path, capsys):
+    """What the cleanup after an interruption may remove: the one checkpoint this run left without its
+    `trainer_state.json`. The user's files and earlier complete checkpoints stay."""
+    from bermo_hf.commands._common import checkpoints_kept_on_interrupt
+
+    out = tmp_path / "out"
+    (out / "checkpoint-5").mkdir(parents=True)
+    (out / "checkpoint-5" / "trainer_state.json").write_text("{}")
+    (out / "notes.txt").write_text("my notes")
+    (out / "checkpoint-notes").mkdir()  # not a Trainer checkpoint name
+    with pytest.raises(KeyboardInterrupt), checkpoints_kept_on_interrupt("train", out, created=False):
+        (out / "checkpoint-10").mkdir()  # saving was interrupted: no trainer_state.json
+        (out / "checkpoint-10" / "model.safetensors").write_text("half")
+        raise KeyboardInterrupt
+    assert sorted(path.name for path in out.iterdir()) == ["checkpoint-5", "checkpoint-notes", "notes.txt"]
+    assert (out / "notes.txt").read_text() == "my notes"
+    assert "1 checkpoint(s) kept" in capsys.readouterr().err
+
+
+def test_an_error_before_any_checkpoint_removes_only_a_folder_the_command_created(tmp_path):
+    from bermo_hf.commands._common import checkpoints_kept_on_interrupt
+
+    existing, created = tmp_path / "existing", tmp_path / "created"
+    existing.mkdir()
+    (existing / "notes.txt").write_text("my notes")
+    created.mkdir()
+    for folder, was_created in ((existing, False), (created, True)):
+        with pytest.raises(RuntimeError), checkpoints_kept_on_interrupt("train", folder, created=was_created):
+            raise RuntimeError("out of memory, say")
+    assert [path.name for path in existing.iterdir()] == ["notes.txt"] and not created.exists()
