@@ -27,6 +27,17 @@ def load_checkpoint_config(name_or_path: str):
         ) from None
 
 
+def load_bermo_config(name_or_path: str):
+    """`load_checkpoint_config` for a checkpoint that must hold a layer mix: a `BermoUsageError` for any other type."""
+    config = load_checkpoint_config(name_or_path)
+    if config.model_type != "bermo":
+        raise BermoUsageError(
+            f"{name_or_path} is a {config.model_type!r} checkpoint without a layer mix; convert it with "
+            "`bermo convert` or fine-tune it with `bermo train` first."
+        )
+    return config
+
+
 def checkpoint_folders(folder: str | Path) -> list[Path]:
     """The `Trainer` checkpoint folders (`checkpoint-STEP`) directly inside `folder`, oldest step first."""
     folder = Path(folder)

@@ -8,7 +8,7 @@ the largest difference from PyTorch is printed; above `--atol` the export fails 
 import argparse
 from pathlib import Path
 
-from ..checkpoints import load_checkpoint_config
+from ..checkpoints import load_bermo_config
 from ..errors import BermoUsageError
 from ..modeling_bermo import task_of
 from ..onnx_export import export_onnx, largest_onnx_difference
@@ -22,12 +22,7 @@ def load_for_export(checkpoint: str):
     """The model (its saved head's class) and tokenizer of a BERMo checkpoint."""
     from transformers import AutoTokenizer
 
-    config = load_checkpoint_config(checkpoint)
-    if config.model_type != "bermo":
-        raise BermoUsageError(
-            f"{checkpoint} is a {config.model_type!r} checkpoint; bermo export takes BERMo checkpoints "
-            "(make one with `bermo convert`)."
-        )
+    config = load_bermo_config(checkpoint)
     model_class = task_of((config.architectures or [""])[0]).model_class
     try:
         tokenizer = AutoTokenizer.from_pretrained(checkpoint)

@@ -3,7 +3,7 @@
 import argparse
 import json
 
-from ..checkpoints import load_checkpoint_config
+from ..checkpoints import load_bermo_config
 from ..errors import BermoUsageError
 from ..layer_weights import LayerWeights, format_layer_weights, save_layer_weights_chart
 from ..pruning import format_sparsity_report, sparsity_report
@@ -14,12 +14,7 @@ def load_bermo_model(checkpoint: str):
     """The base model of a BERMo checkpoint (folder or Hub id), whatever its head."""
     from transformers import AutoModel
 
-    config = load_checkpoint_config(checkpoint)
-    if config.model_type != "bermo":
-        raise BermoUsageError(
-            f"{checkpoint} is a {config.model_type!r} checkpoint without a layer mix; convert it with `bermo convert` "
-            "or fine-tune it with `bermo train` first."
-        )
+    load_bermo_config(checkpoint)
     return AutoModel.from_pretrained(checkpoint)
 
 
