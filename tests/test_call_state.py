@@ -110,7 +110,9 @@ def test_each_depth_joins_the_sum_on_the_mix_device_and_the_result_returns_to_th
         mixed = mix(states)
     moved = [tensor for tensor, device in recorder.moves if device == mix.weights.device]
     assert all(any(tensor is state for tensor in moved) for state in states)  # each depth, sent to the mix
-    assert any(device == states[-1].device for _, device in recorder.moves[-1:])  # the result, sent back
+    # The result, sent back to the last depth's device: the last move is of the tensor returned (on one device `to`
+    # returns its input), not of gamma or a depth.
+    assert recorder.moves[-1][0] is mixed and recorder.moves[-1][1] == states[-1].device
     assert mixed.dtype == torch.bfloat16
     expected = 1.7 * sum(s * h.float() for s, h in zip(torch.softmax(mix.weights, 0), states, strict=True))
     torch.testing.assert_close(mixed.float(), expected, rtol=2e-2, atol=2e-2)
