@@ -21,7 +21,7 @@ def test_lora_adapter_with_the_mix_in_modules_to_save_reloads_to_the_same_logits
     )
     model = peft.get_peft_model(base, lora)
     groups = mix_parameter_groups(model, weight_decay=0.01, learning_rate=1e-3, mix_learning_rate=0.1)
-    assert len(groups[0]["params"]) == 2  # the trainable copy of the mix, not the frozen original
+    assert len(groups[-1]["params"]) == 2  # the trainable copy of the mix, not the frozen original
     optimizer = torch.optim.AdamW(groups)
     input_ids = torch.randint(5, 100, (8, 12))
     labels = torch.tensor([0, 1] * 4)

@@ -133,12 +133,12 @@ def test_mix_parameter_groups_put_the_mix_apart_without_decay(tiny_config):
     groups = mix_parameter_groups(model, weight_decay=0.1, learning_rate=1e-4, mix_learning_rate=5e-3)
     names = {id(p): n for n, p in model.named_parameters()}
     by_group = [{names[id(p)] for p in group["params"]} for group in groups]
-    assert by_group[0] == {"bert.layer_mix.weights", "bert.layer_mix.gamma"}
-    assert (groups[0]["lr"], groups[0]["weight_decay"]) == (5e-3, 0.0)
-    assert (groups[1]["lr"], groups[1]["weight_decay"]) == (1e-4, 0.1)
-    assert (groups[2]["lr"], groups[2]["weight_decay"]) == (1e-4, 0.0)
-    assert "classifier.weight" in by_group[1] and "bert.encoder.layer.0.attention.self.query.weight" in by_group[1]
-    assert "classifier.bias" in by_group[2] and "bert.embeddings.LayerNorm.weight" in by_group[2]
+    assert (groups[0]["lr"], groups[0]["weight_decay"]) == (1e-4, 0.1)
+    assert (groups[1]["lr"], groups[1]["weight_decay"]) == (1e-4, 0.0)
+    assert by_group[2] == {"bert.layer_mix.weights", "bert.layer_mix.gamma"}
+    assert (groups[2]["lr"], groups[2]["weight_decay"]) == (5e-3, 0.0)
+    assert "classifier.weight" in by_group[0] and "bert.encoder.layer.0.attention.self.query.weight" in by_group[0]
+    assert "classifier.bias" in by_group[1] and "bert.embeddings.LayerNorm.weight" in by_group[1]
     assert sum(map(len, by_group)) == len(names)
 
 
@@ -182,10 +182,15 @@ def _trainer(tiny_bert, files, output_dir, **overrides) -> BermoTrainer:
 
 
 def test_trainer_has_the_mix_group_and_logs_layer_weights_at_each_evaluation(tiny_bert, sentiment_files, tmp_path):
-    trainer = _trainer(tiny_bert, sentiment_files, tmp_path / "out", num_train_epochs=2, eval_strategy="epoch")
+    trainer = _trainer(
+        tiny_bert, sentiment_files, tmp_path / "out", num_train_epochs=2, eval_strategy="epoch", logging_steps=1
+    )
     metrics = train_and_evaluate(trainer)
-    assert trainer.optimizer.param_groups[0]["weight_decay"] == 0.0
-    assert len(trainer.optimizer.param_groups[0]["params"]) == 2
+    mix_group = trainer.optimizer.param_groups[-1]
+    assert (mix_group["weight_decay"], len(mix_group["params"])) == (0.0, 2)
+    # the learning rate the Trainer logs is the model's (at most 1e-3), not the mix's (0.05)
+    logged_rates = [record["learning_rate"] for record in trainer.state.log_history if "learning_rate" in record]
+    assert logged_rates and max(logged_rates) <= 1e-3
     callback = next(c for c in trainer.callback_handler.callbacks if isinstance(c, LayerWeightsCallback))
     assert len(callback.history) == 3  # two epochs, then the final evaluation
     assert [r["step"] for r in callback.history] == [4, 8, 8]

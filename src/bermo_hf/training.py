@@ -386,10 +386,12 @@ def mix_parameter_groups(
 ) -> list[dict]:
     """Optimizer parameter groups for a BERMo (or any) model, for a plain `Trainer` (`optimizers=`) or a custom loop.
 
-    Three groups of trainable parameters: the layer mix (`weights`, `gamma`) with `mix_learning_rate` (defaults to
-    `learning_rate`) and no weight decay, since decay would pull the mix towards uniform and gamma towards 0; biases
-    and LayerNorm weights without decay, as the standard `Trainer` does; everything else with `weight_decay`. Empty
-    groups are left out. `decay_parameter_names` defaults to `Trainer.get_decay_parameter_names(model)`.
+    Three groups of trainable parameters, in this order: everything with `weight_decay`, and biases and LayerNorm
+    weights without decay, as the standard `Trainer` does; then the layer mix (`weights`, `gamma`) with
+    `mix_learning_rate` (defaults to `learning_rate`) and no weight decay, since decay would pull the mix towards
+    uniform and gamma towards 0. The mix comes last so that the `learning_rate` a `Trainer` logs (its first group's) is
+    the model's. Empty groups are left out. `decay_parameter_names` defaults to
+    `Trainer.get_decay_parameter_names(model)`.
 
     Example:
 
@@ -403,7 +405,7 @@ def mix_parameter_groups(
         # The Trainer's own rule (its method reads only `model`, on 4.57 and every 5.x), for use without a Trainer.
         decay_parameter_names = Trainer.get_decay_parameter_names(None, model)
     decay_names = set(decay_parameter_names)
-    groups = {"mix": [], "decay": [], "no_decay": []}
+    groups = {"decay": [], "no_decay": [], "mix": []}
     for name, parameter in model.named_parameters():
         if not parameter.requires_grad:
             continue
@@ -412,9 +414,9 @@ def mix_parameter_groups(
         else:
             groups["decay" if name in decay_names else "no_decay"].append(parameter)
     settings = {
-        "mix": {"weight_decay": 0.0, "lr": learning_rate if mix_learning_rate is None else mix_learning_rate},
         "decay": {"weight_decay": weight_decay, "lr": learning_rate},
         "no_decay": {"weight_decay": 0.0, "lr": learning_rate},
+        "mix": {"weight_decay": 0.0, "lr": learning_rate if mix_learning_rate is None else mix_learning_rate},
     }
     return [{"params": params, **settings[name]} for name, params in groups.items() if params]
 
