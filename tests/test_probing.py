@@ -5,6 +5,7 @@ a WordPiece tokenizer built from a vocabulary written here too."""
 
 import json
 import random
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,6 +22,8 @@ from bermo_hf.probing import (
     RESULTS_MARKDOWN,
     ProbingArguments,
     ProbingError,
+    cached_depth_features,
+    checkpoint_fingerprint,
     extract_depth_features,
     fit_depth_probe,
     fit_mix_probe,
@@ -270,6 +273,34 @@ def test_frozen_mode_end_to_end_with_cached_features(tiny_bert, data_dir, tmp_pa
     assert {name: entry["depth_accuracy"] for name, entry in again["tasks"].items()} == {
         name: entry["depth_accuracy"] for name, entry in report["tasks"].items()
     }
+
+
+def test_a_failed_cache_write_removes_only_its_own_staging_file(tiny_bert, data_dir, tmp_path, monkeypatch):
+    cache_dir = tmp_path / "cache"
+    cache_dir.mkdir()
+    (cache_dir / "notes.txt").write_text("the user's")
+    (cache_dir / "other_task-first-0123.pt").write_bytes(b"an earlier run's features")
+    before = {path.name: path.read_bytes() for path in cache_dir.iterdir()}
+    task = load_senteval(data_dir, tasks=["past_present"])[0]
+
+    def load_model():
+        return AutoModel.from_pretrained(tiny_bert), BertTokenizer.from_pretrained(tiny_bert)
+
+    def save_half_then_fail(obj, path):
+        Path(path).write_bytes(b"half a file")
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(torch, "save", save_half_then_fail)
+    with pytest.raises(OSError, match="No space left"):
+        cached_depth_features(task, load_model, checkpoint_fingerprint(tiny_bert), cache_dir)
+    assert {path.name: path.read_bytes() for path in cache_dir.iterdir()} == before
+
+    monkeypatch.undo()
+    features = cached_depth_features(task, load_model, checkpoint_fingerprint(tiny_bert), cache_dir)
+    written = set(path.name for path in cache_dir.iterdir()) - set(before)
+    assert len(written) == 1 and written.pop().startswith("past_present-first-")
+    assert set(features) == {"tr", "va", "te"}
+    assert {name: (cache_dir / name).read_bytes() for name in before} == before
 
 
 def _fail(*args, **kwargs):
