@@ -122,14 +122,20 @@ def test_bermo_export_writes_onnx_beside_config_and_tokenizer_and_prints_the_dif
     assert not [path for path in tmp_path.iterdir() if path.name.startswith(".out.")]  # no staging folder left
 
 
-def test_bermo_export_refuses_a_non_empty_folder_and_with_the_flag_keeps_other_files(
-    vocab_sized_model, minilm_tokenizer, tmp_path, capsys
-):
-    vocab_sized_model.save_pretrained(tmp_path / "ckpt")
-    minilm_tokenizer.save_pretrained(tmp_path / "ckpt")
+def _checkpoint_and_a_user_folder(model, tokenizer, tmp_path):
+    """Saves `model` and `tokenizer` to tmp_path/ckpt; returns tmp_path/out, holding only the user's notes.txt."""
+    model.save_pretrained(tmp_path / "ckpt")
+    tokenizer.save_pretrained(tmp_path / "ckpt")
     out = tmp_path / "out"
     out.mkdir()
     (out / "notes.txt").write_text("mine")
+    return out
+
+
+def test_bermo_export_refuses_a_non_empty_folder_and_with_the_flag_keeps_other_files(
+    vocab_sized_model, minilm_tokenizer, tmp_path, capsys
+):
+    out = _checkpoint_and_a_user_folder(vocab_sized_model, minilm_tokenizer, tmp_path)
     capsys.readouterr()
     assert bermo(["export", str(tmp_path / "ckpt"), str(out), "--onnx"]) == 1
     error = capsys.readouterr().err.strip()
@@ -154,11 +160,7 @@ def test_a_failed_export_leaves_the_folder_as_it_was(
     import bermo_hf.commands.export as export_command
 
     monkeypatch.setattr(export_command, "largest_onnx_difference", lambda *args, **kwargs: 1.0)
-    vocab_sized_model.save_pretrained(tmp_path / "ckpt")
-    minilm_tokenizer.save_pretrained(tmp_path / "ckpt")
-    out = tmp_path / "out"
-    out.mkdir()
-    (out / "notes.txt").write_text("mine")
+    out = _checkpoint_and_a_user_folder(vocab_sized_model, minilm_tokenizer, tmp_path)
     capsys.readouterr()
     assert bermo(["export", str(tmp_path / "ckpt"), str(out), "--onnx", "--overwrite_output_dir"]) == 1
     assert "differs from PyTorch by 1" in capsys.readouterr().err
