@@ -269,7 +269,38 @@ def summarize(runs: list[dict], diverged_at: float) -> dict:
                         "diverged": r["dev_accuracy"] <= diverged_at,
                     }
                 )
-    return {"magnitude": magnitude, "soft_movement": soft}
+    return {"magnitude": magnitude, "soft_movement": soft, "paired": paired_differences(runs)}
+
+
+def paired_differences(runs: list[dict]) -> list[dict]:
+    """Per magnitude target: BERMo's dev accuracy minus BERT's with the same seed, over the seeds both have."""
+    paired = []
+    magnitude = [r for r in runs if r["pruning"]["method"] == "magnitude"]
+    for target in sorted({r["pruning"]["final_sparsity"] for r in magnitude}):
+        by_model = {
+            model: {
+                r["seed"]: r["dev_accuracy"]
+                for r in magnitude
+                if r["model"] == model and r["pruning"]["final_sparsity"] == target
+            }
+            for model in MODELS
+        }
+        seeds = sorted(set(by_model["bert"]) & set(by_model["bermo"]))
+        if not seeds:
+            continue
+        differences = [by_model["bermo"][seed] - by_model["bert"][seed] for seed in seeds]
+        mean, std = _mean_std(differences)
+        paired.append(
+            {
+                "sparsity": target,
+                "seeds": seeds,
+                "differences": differences,
+                "mean": mean,
+                "standard_error": std / len(differences) ** 0.5,
+                "bermo_ahead": sum(difference > 0 for difference in differences),
+            }
+        )
+    return paired
 
 
 def summary_markdown(summary: dict, majority: float, diverged_at: float, seeds: list[int]) -> str:
@@ -286,6 +317,21 @@ def summary_markdown(summary: dict, majority: float, diverged_at: float, seeds: 
             f"{100 * row['accuracy_mean']:.2f} +- {100 * row['accuracy_std']:.2f} | "
             f"{row['diverged']} of {row['runs']} |"
         )
+    if summary["paired"]:
+        lines += [
+            "",
+            "BERMo - BERT, same seed (dev accuracy points):",
+            "",
+            "| target sparsity | per seed | mean +- standard error | BERMo ahead |",
+            "|---|---|---|---|",
+        ]
+        for row in summary["paired"]:
+            per_seed = ", ".join(f"{100 * difference:+.2f}" for difference in row["differences"])
+            lines.append(
+                f"| {100 * row['sparsity']:.0f}% | {per_seed} (seeds {', '.join(map(str, row['seeds']))}) | "
+                f"{100 * row['mean']:+.2f} +- {100 * row['standard_error']:.2f} | "
+                f"{row['bermo_ahead']} of {len(row['seeds'])} |"
+            )
     if summary["soft_movement"]:
         lines += [
             "",

@@ -395,3 +395,45 @@ def test_pruning_records_each_run_skips_recorded_ones_and_takes_rte(tiny_bert, t
     assert pruning.main(rte) == 0
     results = json.loads((tmp_path / "results" / "tiny_pruning_rte.json").read_text())
     assert results["settings"]["task"] == "rte" and results["dev_sentences"] == 8 and len(results["runs"]) == 2
+
+
+def test_pruning_pairs_bermo_with_bert_by_seed():
+    def run(model, seed, accuracy, sparsity=0.9):
+        pruned = {"method": "magnitude", "final_sparsity": sparsity}
+        return {"model": model, "seed": seed, "pruning": pruned, "dev_accuracy": accuracy, "encoder_sparsity": sparsity}
+
+    runs = [run("bert", 0, 0.70), run("bermo", 0, 0.74), run("bert", 1, 0.80), run("bermo", 1, 0.78)]
+    runs += [run("bert", 2, 0.75)]  # no BERMo run with seed 2: left out of the pairs
+    runs += [run("bert", 0, 0.60, 0.95), run("bermo", 0, 0.65, 0.95)]
+    paired = pruning.summarize(runs, diverged_at=0.5)["paired"]
+    assert [(row["sparsity"], row["seeds"]) for row in paired] == [(0.9, [0, 1]), (0.95, [0])]
+    assert paired[0]["differences"] == pytest.approx([0.04, -0.02])
+    assert paired[0]["mean"] == pytest.approx(0.01)
+    assert paired[0]["standard_error"] == pytest.approx(math.sqrt(0.0018) / math.sqrt(2))
+    assert (paired[0]["bermo_ahead"], paired[1]["bermo_ahead"], paired[1]["standard_error"]) == (1, 1, 0.0)
+    table = pruning.summary_markdown(pruning.summarize(runs, 0.5), 0.5, 0.52, [0, 1])
+    assert "| 90% | +4.00, -2.00 (seeds 0, 1) | +1.00 +- 3.00 | 1 of 2 |" in table
+
+
+def test_probe_seeds_sets_fine_tune_reports_side_by_side(tmp_path, capsys):
+    import probe_seeds
+
+    def report(folder, tense, subj_number):
+        tasks = {
+            "past_present": {"group": "semantic", "task": "Tense", "bert": tense[0], "bermo": tense[1]},
+            "subj_number": {"group": "semantic", "task": "SubjNum", "bert": subj_number[0], "bermo": subj_number[1]},
+        }
+        average = {"bert": (tense[0] + subj_number[0]) / 2, "bermo": (tense[1] + subj_number[1]) / 2}
+        (tmp_path / folder).mkdir()
+        payload = {"mode": "finetune", "tasks": tasks, "groups": {"semantic": average}}
+        (tmp_path / folder / "probe_results.json").write_text(json.dumps(payload))
+        return str(tmp_path / folder)
+
+    folders = [report("seed0", (80.0, 82.0), (70.0, 69.0)), report("seed1", (81.0, 80.0), (72.0, 74.0))]
+    assert probe_seeds.main(folders) == 0
+    table = capsys.readouterr().out
+    assert "| semantic | Tense | 80.00, 81.00 | 82.00, 80.00 | +2.00, -1.00 | +0.50 |" in table
+    assert "| **semantic average** |  | 75.00, 76.50 | 75.50, 77.00 | +0.50, +0.50 | +0.50 |" in table
+    (tmp_path / "seed1" / "probe_results.json").write_text(json.dumps({"mode": "frozen", "tasks": {}, "groups": {}}))
+    with pytest.raises(SystemExit, match="fine-tune report of the same tasks"):
+        probe_seeds.main(folders)
