@@ -25,12 +25,13 @@ def _missing(what: str):
     pytest.skip(f"{what} is absent")
 
 
-def result_of_fresh_process(argv: list[str], cwd: Path, pythonpath: str = "") -> dict:
-    """Runs `python ARGV...` in a new interpreter (offline, its own `HF_MODULES_CACHE` under `cwd`, PYTHONPATH set to
-    `pythonpath`) and returns the JSON it printed on its line `RESULT {...}`."""
-    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(cwd / "modules"), PYTHONPATH=pythonpath)
+def result_of_fresh_process(argv: list[str], cwd: Path, python: str = sys.executable) -> dict:
+    """Runs `python ARGV...` in a new interpreter (offline, its own `HF_MODULES_CACHE` under `cwd`, no PYTHONPATH) and
+    returns the JSON it printed on its line `RESULT {...}`. `python`: another environment's interpreter, e.g.
+    `release_python(...)`."""
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(cwd / "modules"), PYTHONPATH="")
     result = subprocess.run(
-        [sys.executable, *argv], capture_output=True, text=True, env=env, cwd=cwd, timeout=600, stdin=subprocess.DEVNULL
+        [python, *argv], capture_output=True, text=True, env=env, cwd=cwd, timeout=600, stdin=subprocess.DEVNULL
     )
     assert result.returncode == 0, result.stderr[-3000:]
     (line,) = [line for line in result.stdout.splitlines() if line.startswith("RESULT ")]
@@ -39,18 +40,19 @@ def result_of_fresh_process(argv: list[str], cwd: Path, pythonpath: str = "") ->
 
 @pytest.fixture(scope="session")
 def transformers_releases() -> Path:
-    """The folder of older transformers releases, one subfolder per version (`$BERMO_TRANSFORMERS_RELEASES`, built by
-    `.ci/run`): a test runs one by putting `transformers_releases / VERSION` first on a fresh process's PYTHONPATH."""
+    """The folder of older transformers releases (`$BERMO_TRANSFORMERS_RELEASES`, built by `.ci/run`): one virtual
+    environment per version, each with the dependency set of its own line (`.ci/releases/`) and this package."""
     path = os.environ.get("BERMO_TRANSFORMERS_RELEASES")
     if not path:
         _missing("BERMO_TRANSFORMERS_RELEASES (a folder of transformers releases)")
     return Path(path)
 
 
-def release_pythonpath(release_dir: Path) -> str:
-    """PYTHONPATH for a fresh process that runs under the transformers release in `release_dir`."""
-    assert (release_dir / "transformers").is_dir(), f"{release_dir} holds no transformers package"
-    return os.pathsep.join(filter(None, [str(release_dir), os.environ.get("PYTHONPATH")]))
+def release_python(release_dir: Path) -> str:
+    """The interpreter of the release environment `release_dir`."""
+    python = release_dir / "bin" / "python"
+    assert python.is_file(), f"{release_dir} is not a virtual environment (no bin/python)"
+    return str(python)
 
 
 def tiny_config_kwargs(**overrides) -> dict:

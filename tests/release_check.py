@@ -1,5 +1,5 @@
-"""Runs BERMo under whatever transformers release comes first on PYTHONPATH; `test_transformers_releases.py` starts it
-once per release, in a fresh process.
+"""Runs BERMo under the transformers release of the interpreter that runs it; `test_transformers_releases.py` starts it
+once per release environment, in a fresh process.
 
     python release_check.py remote FOLDER INPUTS_JSON
         Loads FOLDER through its own code files (`trust_remote_code=True`, `bermo_hf` not importable), prints the
@@ -8,15 +8,12 @@ once per release, in a fresh process.
         Through the package: a few `BermoTrainer` steps on a tiny random model, `save_pretrained` into OUT, reload,
         and prints the logits before saving and after reloading, and whether every mix parameter moved.
 
-Each prints one line `RESULT {json}`. `datasets`, installed for the newest transformers, is hidden: none of this
-needs it, and an older transformers would import it with a hub client it does not fit.
+Each prints one line `RESULT {json}`.
 """
 
 import json
 import sys
 from pathlib import Path
-
-sys.modules["datasets"] = None
 
 
 def load_remote(folder: str, inputs: dict) -> dict:

@@ -21,7 +21,7 @@ from bermo_hf.cli import main as bermo
 from bermo_hf.hub import set_model_card_info, write_model_card
 from bermo_hf.layer_weights import LayerWeights
 
-from .conftest import release_pythonpath, result_of_fresh_process
+from .conftest import release_python, result_of_fresh_process
 from .test_cli import HUB_READY_FILES
 from .test_training import SENTENCES, save_tiny_bert, write_tsv
 
@@ -380,12 +380,11 @@ def test_no_chart_is_drawn_in_trainer_checkpoints(tiny_config, tmp_path):
     assert "![Layer weights]" not in (tmp_path / "checkpoint-500" / "README.md").read_text()
 
 
-# `bermo_hf.push_to_hub` under transformers 4.57.6 and its huggingface_hub 0.36 (first on PYTHONPATH of a fresh
+# `bermo_hf.push_to_hub` under transformers 4.57.6 and its huggingface_hub 0.36 (in the release environment, a fresh
 # process), the Hub intercepted as above and holding the card given as argv[1]: two pushes, one commit each, the card
 # merged and updated in place; then 4.57's own `model.push_to_hub`, which keeps the Hub's card.
 PUSH_UNDER_RELEASE = """
 import json, sys
-sys.modules["datasets"] = None  # installed for the newest transformers; 4.57 would import it with a hub it does not fit
 import huggingface_hub, torch, transformers
 import transformers.utils.hub as transformers_hub
 import bermo_hf
@@ -442,8 +441,8 @@ print("RESULT " + json.dumps({"transformers": transformers.__version__, "hub": h
 
 
 def test_push_to_hub_merges_the_card_under_transformers_4_57(transformers_releases, tmp_path):
-    pythonpath = release_pythonpath(transformers_releases / "4.57.6")
-    outcome = result_of_fresh_process(["-c", PUSH_UNDER_RELEASE, EXISTING_CARD], tmp_path, pythonpath)
+    python = release_python(transformers_releases / "4.57.6")
+    outcome = result_of_fresh_process(["-c", PUSH_UNDER_RELEASE, EXISTING_CARD], tmp_path, python)
     assert outcome["transformers"] == "4.57.6" and outcome["hub"].startswith("0.")
     first_push, second_push, plain_push = outcome["commits"]
     assert first_push["message"] == second_push["message"] == "Upload BERMo model" and outcome["oid"] == f"{2:040x}"

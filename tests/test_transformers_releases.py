@@ -1,10 +1,14 @@
 """Every transformers release the package accepts gives the same numbers: the oldest (4.57.6), the releases around
-the loading change that once reset a trained mix (5.0.0, 5.2.0, 5.3.0), and the installed newest.
+the loading change that once reset a trained mix (5.0.0, 5.2.0, 5.3.0), one from the line that ties the last hidden
+state to the output without an opt-out (5.12.1), and the installed newest.
 
-Each older release lives in a folder of its own (the `transformers_releases` fixture), put first on PYTHONPATH of a
-fresh process that runs `release_check.py`."""
+Each older release lives in a virtual environment of its own, with the dependency set of its line (the
+`transformers_releases` fixture, built by `.ci/run` from `.ci/releases/`). Under each, the model tests that define
+BERMo's numbers run whole (`MODEL_TESTS`), and a folder saved under one release loads under the other."""
 
 import json
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -13,16 +17,52 @@ from transformers import BertTokenizerFast
 
 from bermo_hf import BermoConfig, BermoForSequenceClassification
 
-from .conftest import release_pythonpath, result_of_fresh_process, tiny_config_kwargs
+from .conftest import REPO_ROOT, release_python, result_of_fresh_process, tiny_config_kwargs
 
-RELEASES = ("4.57.6", "5.0.0", "5.2.0", "5.3.0")
+RELEASES = ("4.57.6", "5.0.0", "5.2.0", "5.3.0", "5.12.1")
+# The tests that define what BERMo computes: equivalence with the family's own heads, the reference mix, hidden
+# states, the mix itself, gradient checkpointing and other runtimes, threads and nesting, loading and remote code.
+MODEL_TESTS = (
+    "tests/test_equivalence.py",
+    "tests/test_hidden_states.py",
+    "tests/test_layer_mix.py",
+    "tests/test_runtime.py",
+    "tests/test_call_state.py",
+    "tests/test_loading.py",
+    "tests/test_config.py",
+    "tests/test_remote_code.py",
+)
 TEXTS = ["a gripping and beautifully acted film", "the plot is thin and the jokes fall flat", "what a film"]
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 CHECK_SCRIPT = Path(__file__).with_name("release_check.py")
 
 
 def run_under(release_dir: Path, tmp_path: Path, *args: str) -> dict:
-    return result_of_fresh_process([str(CHECK_SCRIPT), *args], tmp_path, release_pythonpath(release_dir))
+    return result_of_fresh_process([str(CHECK_SCRIPT), *args], tmp_path, release_python(release_dir))
+
+
+@pytest.mark.parametrize("release", RELEASES)
+def test_the_model_tests_pass_under(release, transformers_releases, tmp_path):
+    python = release_python(transformers_releases / release)
+    version = subprocess.run(
+        [python, "-c", "import transformers; print(transformers.__version__)"], capture_output=True, text=True
+    )
+    assert version.stdout.strip() == release, version.stderr[-2000:]
+    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH="")
+    result = subprocess.run(
+        [python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--basetemp", str(tmp_path / "pytest"), *MODEL_TESTS],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO_ROOT,
+        timeout=900,
+        stdin=subprocess.DEVNULL,
+    )
+    summary = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else ""
+    assert result.returncode == 0, (
+        f"under transformers {release}: {summary}\n{result.stdout[-6000:]}{result.stderr[-2000:]}"
+    )
+    assert " passed" in summary and "skipped" not in summary, summary
 
 
 def save_tiny_tokenizer(folder: Path) -> BertTokenizerFast:
