@@ -14,8 +14,10 @@ from torch.nn.utils import parametrize
 from transformers import BertConfig, BertForSequenceClassification, Trainer, TrainerCallback, TrainingArguments
 
 from bermo_hf import BermoConfig, BermoForSequenceClassification
+from bermo_hf.errors import PruningArgumentError
 from bermo_hf.pruning import (
     ENCODER_MATRICES,
+    PRUNING_STATE_FILE,
     Pruner,
     PruningArguments,
     PruningCallback,
@@ -26,7 +28,7 @@ from bermo_hf.pruning import (
     sparsity_report,
 )
 
-from .conftest import release_pythonpath, result_of_fresh_process, tiny_config_kwargs
+from .conftest import release_python, result_of_fresh_process, tiny_config_kwargs
 
 SEQ_LEN = 8
 
@@ -628,20 +630,53 @@ def test_a_checkpoint_saved_mid_pruning_reloads_with_identical_logits(tmp_path, 
     pruner.step(10, 10)
     model.save_pretrained(tmp_path / "mid")
     saved = load_file(tmp_path / "mid" / "model.safetensors")
-    assert not [key for key in saved if "parametrizations" in key]
-    query = "bert.encoder.layer.0.attention.self.query"
-    assert {f"{query}.pruning.weight_original", f"{query}.pruning.weight_mask", f"{query}.pruning.weight_scores"} <= (
-        set(saved)
-    )
+    assert set(saved) == set(tiny_model(seed=4, bert=bert).state_dict())  # an ordinary checkpoint, nothing beside
     model_class = BertForSequenceClassification if bert else BermoForSequenceClassification
     reloaded, info = model_class.from_pretrained(tmp_path / "mid", output_loading_info=True)
-    assert not info["missing_keys"] and not info["mismatched_keys"]  # nothing re-initialized
+    assert not any(info.values()), info  # nothing missing, unexpected or re-initialized
     inputs = ToyDataset(size=4)[:]["input_ids"]
     with torch.no_grad():
         torch.testing.assert_close(reloaded.eval()(input_ids=inputs).logits, model.eval()(input_ids=inputs).logits)
     assert sparsity_report(reloaded)["encoder"]["zeros"] == sum(
         round(0.6 * m.weight.numel()) for m in pruner.targets.values()
     )
+
+
+def test_a_pruning_checkpoint_is_a_clean_model_with_the_pruning_state_beside_it(tmp_path):
+    model = tiny_model(seed=2)
+    args = training_args(tmp_path, max_steps=4, save_strategy="steps", save_steps=2)
+    pruning = PruningArguments(method="movement", initial_sparsity=0.2, final_sparsity=0.6, warmup_steps_pruning=1)
+    trainer = PruningTrainer(model=model, args=args, train_dataset=ToyDataset(), pruning_args=pruning)
+    trainer.train()
+    checkpoint = tmp_path / "trainer" / "checkpoint-2"
+    state = load_file(checkpoint / PRUNING_STATE_FILE)
+    query = "bert.encoder.layer.0.attention.self.query"
+    assert {f"{query}.weight_original", f"{query}.weight_mask", f"{query}.weight_scores"} <= set(state)
+    for model_class, expected_unexpected in (
+        (BermoForSequenceClassification, set()),
+        (BertForSequenceClassification, {"bert.layer_mix.weights", "bert.layer_mix.gamma"}),
+    ):
+        loaded, info = model_class.from_pretrained(checkpoint, output_loading_info=True)
+        assert set(info["unexpected_keys"]) == expected_unexpected
+        assert not info["missing_keys"] and not info["mismatched_keys"]
+    masked = load_file(checkpoint / "model.safetensors")[f"{query}.weight"]
+    torch.testing.assert_close(masked, state[f"{query}.weight_original"] * state[f"{query}.weight_mask"])
+
+
+def test_resuming_from_a_checkpoint_without_pruning_state_fails_with_one_line(tmp_path):
+    plain = training_args(tmp_path / "plain", max_steps=2, save_strategy="steps", save_steps=2)
+    Trainer(model=tiny_model(seed=2), args=plain, train_dataset=ToyDataset()).train()
+    args = training_args(tmp_path / "pruned", max_steps=4)
+    trainer = PruningTrainer(
+        model=tiny_model(seed=2),
+        args=args,
+        train_dataset=ToyDataset(),
+        pruning_args=PruningArguments(method="magnitude", final_sparsity=0.5),
+    )
+    with pytest.raises(
+        PruningArgumentError, match=f"checkpoint-2 has no {PRUNING_STATE_FILE}: it was not saved by a pruning run"
+    ):
+        trainer.train(resume_from_checkpoint=str(tmp_path / "plain" / "trainer" / "checkpoint-2"))
 
 
 RESUMED_METHODS = {
@@ -702,13 +737,13 @@ def test_prune_command_resumes_an_interrupted_run_to_the_same_model(tmp_path, ca
     assert reports[1]["sparsity"] == reports[0]["sparsity"]
 
 
-# Run in a fresh process with transformers 4.57.6 first on PYTHONPATH: a pruning run with a checkpoint, then a resume.
+# Run in a fresh process of the transformers 4.57.6 environment: a pruning run with a checkpoint, then a resume.
 PRUNING_UNDER_4_57 = """
 import json, sys
-sys.modules["datasets"] = None  # installed for the newest transformers; 4.57 would import it with a hub it does not fit
 import torch, transformers
 from transformers import TrainingArguments
 from bermo_hf import BermoConfig, BermoForSequenceClassification
+from bermo_hf.errors import PruningArgumentError
 from bermo_hf.pruning import PruningArguments, PruningTrainer, sparsity_report
 
 config = BermoConfig(vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37,
@@ -737,7 +772,7 @@ print("RESULT " + json.dumps({"transformers": transformers.__version__, "same": 
 
 
 def test_pruning_trainer_trains_and_resumes_under_transformers_4_57(transformers_releases, tmp_path):
-    pythonpath = release_pythonpath(transformers_releases / "4.57.6")
-    outcome = result_of_fresh_process(["-c", PRUNING_UNDER_4_57, str(tmp_path)], tmp_path, pythonpath)
+    python = release_python(transformers_releases / "4.57.6")
+    outcome = result_of_fresh_process(["-c", PRUNING_UNDER_4_57, str(tmp_path)], tmp_path, python)
     assert outcome["transformers"] == "4.57.6"
     assert outcome["same"] and outcome["zeros"] == 2 * (4 * 512 + 2 * round(0.5 * 32 * 37))

@@ -22,11 +22,12 @@ Methods:
   penalty from 0 to `penalty` along the cubic schedule's progress, as Sanh et al.'s `sigmoied_threshold` with L1
   regularization; the final sparsity emerges from lambda and is measured, not set.
 
-Checkpoints saved while the masks are attached (the `Trainer`'s `checkpoint-*` folders, or any `save_pretrained`) hold
-each pruned matrix as it acts, mask applied, under its ordinary name, so they load as BERMo or BERT with the logits
-the model had; beside it, under `<module>.pruning.weight_original` (the unmasked weight), `.pruning.weight_mask` and
-`.pruning.weight_scores`, what the pruning needs to continue. `Trainer.train(resume_from_checkpoint=...)` with a
-`PruningTrainer` (or `bermo prune --resume_from_checkpoint`) restores them and continues the schedule exactly.
+A model with attached masks saves (`save_pretrained`, the `Trainer`'s `checkpoint-*` folders) an ordinary checkpoint:
+each pruned matrix as it acts, mask applied, under its ordinary name and nothing else, so `model.safetensors` loads as
+BERMo or BERT with the logits the model had and a clean load report. What the pruning needs to continue (each pruned
+matrix unmasked, its mask and its scores: `Pruner.state_dict()`) goes into a file of its own, `PRUNING_STATE_FILE`,
+which `PruningTrainer` writes beside every checkpoint; `Trainer.train(resume_from_checkpoint=...)` with a
+`PruningTrainer` (or `bermo prune --resume_from_checkpoint`) restores it and continues the schedule exactly.
 
 Example:
 
@@ -42,8 +43,11 @@ Example:
 
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.nn.utils import parametrize
 from transformers import Trainer, TrainerCallback
@@ -64,17 +68,16 @@ ENCODER_MATRICES = {
 # Name of the optimizer parameter group that holds the importance scores.
 SCORES_GROUP_NAME = "pruning_scores"
 PENALTY_NORMALIZATIONS = ("per-matrix", "global")
-# Where a checkpoint saved with the masks attached keeps what the pruning needs, beside the masked `<module>.weight`.
-CHECKPOINT_KEYS = {
+# The file beside a checkpoint's `model.safetensors` that holds what resuming a pruning run needs.
+PRUNING_STATE_FILE = "pruning_state.safetensors"
+# A pruned module's tensors in the state dict of its parametrization (torch.nn.utils.parametrize's names) -> their
+# names in `PRUNING_STATE_FILE`, after the module's path.
+_STATE_NAMES = {"original": "weight_original", "0.mask": "weight_mask", "0.scores": "weight_scores"}
+# Where checkpoints of bermo-hf 0.1 kept the same tensors: in `model.safetensors`, beside the masked weight.
+_LEGACY_CHECKPOINT_KEYS = {
     "original": "pruning.weight_original",
-    "mask": "pruning.weight_mask",
-    "scores": "pruning.weight_scores",
-}
-# The same tensors in the state dict of a model whose masks are attached (torch.nn.utils.parametrize's names).
-_PARAMETRIZED_KEYS = {
-    "original": "parametrizations.weight.original",
-    "mask": "parametrizations.weight.0.mask",
-    "scores": "parametrizations.weight.0.scores",
+    "0.mask": "pruning.weight_mask",
+    "0.scores": "pruning.weight_scores",
 }
 
 
@@ -500,6 +503,29 @@ class Pruner:
         if self.args.method != "soft-movement" and step > 0:
             self.sparsity = self.args.sparsity_at(step - 1, max_steps)
 
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """What resuming needs beyond an ordinary checkpoint: for each pruned module (by its path in the model),
+        `<path>.weight_original` (the unmasked weight), `.weight_mask` and, for the movement methods,
+        `.weight_scores`. `PruningTrainer` saves it as `PRUNING_STATE_FILE` beside every checkpoint."""
+        state = {}
+        for name, module in self.targets.items():
+            for key, tensor in module.parametrizations.weight.state_dict().items():
+                state[f"{name}.{_STATE_NAMES[key]}"] = tensor.detach().contiguous()
+        return state
+
+    @torch.no_grad()
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        """Restores what `state_dict()` returned into the attached masks; every tensor must be there."""
+        for name, module in self.targets.items():
+            for key, tensor in module.parametrizations.weight.state_dict(keep_vars=True).items():
+                saved = state.get(f"{name}.{_STATE_NAMES[key]}")
+                if saved is None or saved.shape != tensor.shape:
+                    raise PruningArgumentError(
+                        f"the pruning state has no {name}.{_STATE_NAMES[key]} of shape {tuple(tensor.shape)}: it was "
+                        f"saved for another model or --method than this run's ({self.args.method})."
+                    )
+                tensor.copy_(saved)
+
     def current_sparsity(self) -> float:
         """The share of the pruned weights that the masks now zero out (their final state once applied)."""
         if self.applied:
@@ -531,25 +557,28 @@ class Pruner:
 
 
 def _register_checkpoint_hooks(module: nn.Module) -> list:
-    """Makes the state dict of a module with attached masks a loadable checkpoint, and back (see the module
-    docstring): `weight` is saved masked, the unmasked weight, mask and scores beside it under `CHECKPOINT_KEYS`."""
+    """Makes the state dict of a module with attached masks an ordinary one, and back (see the module docstring):
+    `weight` is saved masked and alone; a loaded `weight` becomes the unmasked weight, and the mask and scores stay as
+    they are until `Pruner.load_state_dict` sets them."""
+    parametrized = "parametrizations.weight."
 
     def save(module, state_dict, prefix, local_metadata):
-        for part, parametrized_key in _PARAMETRIZED_KEYS.items():
-            if prefix + parametrized_key in state_dict:
-                state_dict[prefix + CHECKPOINT_KEYS[part]] = state_dict.pop(prefix + parametrized_key)
+        for key in [key for key in state_dict if key.startswith(prefix + parametrized)]:
+            del state_dict[key]
         with torch.no_grad():
             state_dict[prefix + "weight"] = module.weight.detach().clone()
 
     def load(module, state_dict, prefix, *args):
-        if prefix + CHECKPOINT_KEYS["original"] not in state_dict:
-            if prefix + "weight" in state_dict:  # an ordinary checkpoint: its weight becomes the unmasked weight
-                state_dict[prefix + _PARAMETRIZED_KEYS["original"]] = state_dict.pop(prefix + "weight")
+        if prefix + _LEGACY_CHECKPOINT_KEYS["original"] in state_dict:  # saved by bermo-hf 0.1: all parts inside
+            state_dict.pop(prefix + "weight", None)
+            for key, legacy_key in _LEGACY_CHECKPOINT_KEYS.items():
+                if prefix + legacy_key in state_dict:
+                    state_dict[prefix + parametrized + key] = state_dict.pop(prefix + legacy_key)
             return
-        state_dict.pop(prefix + "weight", None)  # the masked weight follows from the three parts
-        for part, checkpoint_key in CHECKPOINT_KEYS.items():
-            if prefix + checkpoint_key in state_dict:
-                state_dict[prefix + _PARAMETRIZED_KEYS[part]] = state_dict.pop(prefix + checkpoint_key)
+        if prefix + "weight" in state_dict:
+            state_dict[prefix + parametrized + "original"] = state_dict.pop(prefix + "weight")
+        for key, tensor in module.parametrizations.weight.state_dict().items():
+            state_dict.setdefault(prefix + parametrized + key, tensor)
 
     if hasattr(module, "register_state_dict_post_hook"):  # torch >= 2.5
         return [module.register_state_dict_post_hook(save), module.register_load_state_dict_pre_hook(load)]
@@ -557,6 +586,14 @@ def _register_checkpoint_hooks(module: nn.Module) -> list:
         module._register_state_dict_hook(save),
         module._register_load_state_dict_pre_hook(load, with_module=True),
     ]
+
+
+def _holds_legacy_pruning_state(checkpoint: Path) -> bool:
+    weights = checkpoint / "model.safetensors"
+    if not weights.is_file():
+        return False
+    with safe_open(str(weights), framework="pt") as handle:
+        return any(key.endswith(_LEGACY_CHECKPOINT_KEYS["original"]) for key in handle.keys())
 
 
 class PruningCallback(TrainerCallback):
@@ -643,6 +680,27 @@ class PruningTrainer(Trainer):
                 }
             )
         return optimizer
+
+    def _save(self, output_dir: str | None = None, state_dict=None):
+        """Saves the model as the `Trainer` does (an ordinary checkpoint) and, while the masks are attached, the
+        pruning state beside it."""
+        super()._save(output_dir, state_dict=state_dict)
+        if not self.pruner.applied:
+            save_file(self.pruner.state_dict(), str(Path(output_dir or self.args.output_dir) / PRUNING_STATE_FILE))
+
+    def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
+        """Loads the checkpoint's model as the `Trainer` does, then the pruning state saved beside it."""
+        super()._load_from_checkpoint(resume_from_checkpoint, model)
+        if self.pruner.applied:
+            return
+        state_file = Path(resume_from_checkpoint) / PRUNING_STATE_FILE
+        if state_file.is_file():
+            self.pruner.load_state_dict(load_file(str(state_file)))
+        elif not _holds_legacy_pruning_state(Path(resume_from_checkpoint)):
+            raise PruningArgumentError(
+                f"{resume_from_checkpoint} has no {PRUNING_STATE_FILE}: it was not saved by a pruning run, so the "
+                "masks and scores to continue from are unknown."
+            )
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         """The model's loss, plus the soft-movement penalty while training."""
