@@ -91,11 +91,16 @@ def test_torch_compile_matches_eager():
     assert model.bert.layer_mix.weights.grad.abs().min() > 0
 
 
+def reference_to_state(output) -> weakref.ref:
+    """A weak reference to a depth's hidden state (transformers 4.57's layers return it in a tuple)."""
+    return weakref.ref(output[0] if isinstance(output, tuple) else output)
+
+
 def depths_alive_when_encoder_returns(model, **forward_kwargs) -> list[bool]:
     """For each depth, whether anything still references its output when the encoder has finished."""
     refs, alive = [], []
     for source in [model.embeddings, *model.encoder.layer]:
-        source.register_forward_hook(lambda module, args, output: refs.append(weakref.ref(output)))
+        source.register_forward_hook(lambda module, args, output: refs.append(reference_to_state(output)))
     model.encoder.register_forward_hook(lambda *_: alive.extend(ref() is not None for ref in refs))
     with torch.no_grad():
         model(**batch(), **forward_kwargs)
@@ -117,7 +122,7 @@ def test_first_token_mode_does_not_retain_full_depths_for_backward():
     """With gradients, the first-token mix saves (batch, hidden) copies, not whole depths."""
     model = tiny_model(BermoModel, num_hidden_layers=2)
     refs = []
-    model.encoder.layer[-1].register_forward_hook(lambda module, args, output: refs.append(weakref.ref(output)))
+    model.encoder.layer[-1].register_forward_hook(lambda module, args, output: refs.append(reference_to_state(output)))
     outputs = model(**batch(), mix_first_token_only=True)
     pooled = outputs.pooler_output
     del outputs

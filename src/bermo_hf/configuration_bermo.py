@@ -71,8 +71,6 @@ class BermoConfig(BertConfig):
         self.layer_mix_init = layer_mix_init
         self.layer_mix_dropout = float(layer_mix_dropout)
         self.layer_mix_layer_norm = layer_mix_layer_norm
-        # transformers 5 would otherwise report the mixed sequence as the last entry of `hidden_states`.
-        kwargs.setdefault("tie_last_hidden_states", False)
         super().__init__(**kwargs)
 
     @property

@@ -190,6 +190,7 @@ class _MixCall:
         self.received = 0
         self.deferred = [] if torch.is_grad_enabled() else None
         self.mixed = None
+        self.unmixed = None
 
     def receive(self, source: nn.Module, state: torch.Tensor) -> None:
         if self.received == len(self.sources) or source is not self.sources[self.received]:
@@ -252,9 +253,22 @@ def _replace_encoder_output(module: nn.Module, args, output):
         return None
     mixed = call.finish()
     if isinstance(output, tuple):
+        call.unmixed = output[0]
         return (mixed,) + tuple(output[1:])
+    call.unmixed = output.last_hidden_state
     output.last_hidden_state = mixed
     return output
+
+
+def _restore_last_hidden_state(outputs, call: _MixCall) -> None:
+    """Puts BERT's own last layer back where transformers' output collection put the mix.
+
+    transformers 5.x collects `hidden_states` with hooks and then ties the last entry to `last_hidden_state`, which
+    is the mix here (opting out through `config.tie_last_hidden_states` exists only from 5.18). Whatever the release,
+    an entry that *is* the returned mix is replaced with what the plain model returns there: the encoder's output."""
+    hidden_states = outputs.hidden_states
+    if hidden_states and hidden_states[-1] is outputs.last_hidden_state:
+        outputs.hidden_states = tuple(hidden_states[:-1]) + (call.unmixed,)
 
 
 class BermoPreTrainedModel(BertPreTrainedModel):
@@ -404,6 +418,7 @@ class BermoModel(BermoPreTrainedModel, BertModel):
                 "was part of this forward pass run by a different tracing mode?). Refusing to return BERT's plain "
                 "last layer as if it were mixed."
             )
+        _restore_last_hidden_state(outputs, call)
         return outputs if return_dict else outputs.to_tuple()
 
 
