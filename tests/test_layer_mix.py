@@ -12,7 +12,7 @@ from .conftest import tiny_config_kwargs
 
 
 def make_mix(**overrides) -> BermoLayerMix:
-    return BermoLayerMix(BermoConfig(**tiny_config_kwargs(**overrides)))
+    return BermoLayerMix.from_config(BermoConfig(**tiny_config_kwargs(**overrides)))
 
 
 def test_parameters_are_one_weight_per_depth_and_a_scalar_gamma():

@@ -24,6 +24,7 @@ RELEASES = ("4.57.6", "5.0.0", "5.2.0", "5.3.0", "5.12.1")
 # states, the mix itself, gradient checkpointing and other runtimes, threads and nesting, loading and remote code.
 MODEL_TESTS = (
     "tests/test_equivalence.py",
+    "tests/test_families.py",
     "tests/test_hidden_states.py",
     "tests/test_layer_mix.py",
     "tests/test_runtime.py",
@@ -31,6 +32,7 @@ MODEL_TESTS = (
     "tests/test_loading.py",
     "tests/test_config.py",
     "tests/test_remote_code.py",
+    "tests/test_remote_code_families.py",
 )
 TEXTS = ["a gripping and beautifully acted film", "the plot is thin and the jokes fall flat", "what a film"]
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]

@@ -3,6 +3,7 @@
 import re
 from pathlib import Path
 
+from .configuration_bermo import LayerMixConfigMixin
 from .errors import BermoUsageError
 
 # The name the Trainer gives its checkpoint folders (transformers.trainer_utils.PREFIX_CHECKPOINT_DIR + "-STEP").
@@ -30,7 +31,7 @@ def load_checkpoint_config(name_or_path: str):
 def load_bermo_config(name_or_path: str):
     """`load_checkpoint_config` for a checkpoint that must hold a layer mix: a `BermoUsageError` for any other type."""
     config = load_checkpoint_config(name_or_path)
-    if config.model_type != "bermo":
+    if not isinstance(config, LayerMixConfigMixin):
         raise BermoUsageError(
             f"{name_or_path} is a {config.model_type!r} checkpoint without a layer mix; convert it with "
             "`bermo convert` or fine-tune it with `bermo train` first."

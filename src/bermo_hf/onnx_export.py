@@ -1,9 +1,10 @@
-"""ONNX export of BERMo models (and plain BERT ones) through `torch.onnx.export(..., dynamo=True)`, checked against
-PyTorch with onnxruntime.
+"""ONNX export of BERMo models of every family (and plain ones) through `torch.onnx.export(..., dynamo=True)`,
+checked against PyTorch with onnxruntime.
 
 The graph takes `input_ids`, `attention_mask` (and `token_type_ids` when the tokenizer makes them) with dynamic batch
 and sequence axes, and returns the model's outputs by name (`logits`; `start_logits`/`end_logits`;
-`last_hidden_state`/`pooler_output`). Needs the `onnx` extra: `pip install 'bermo-hf[onnx]'`.
+`last_hidden_state`, and `pooler_output` where the family has a pooler). Needs the `onnx` extra:
+`pip install 'bermo-hf[onnx]'`.
 """
 
 from pathlib import Path
@@ -12,13 +13,15 @@ import torch
 from torch import nn
 
 from .errors import BermoError
+from .modeling_bermo import task_of
 
-# Outputs of each exportable head, in the order its forward returns them.
+# Outputs of each exportable task, in the order its models return them (the base model's pooler output is added
+# where the family has a pooler).
 OUTPUT_NAMES = {
-    "BermoForSequenceClassification": ["logits"],
-    "BermoForTokenClassification": ["logits"],
-    "BermoForQuestionAnswering": ["start_logits", "end_logits"],
-    "BermoModel": ["last_hidden_state", "pooler_output"],
+    "sequence-classification": ["logits"],
+    "token-classification": ["logits"],
+    "question-answering": ["start_logits", "end_logits"],
+    "feature-extraction": ["last_hidden_state"],
 }
 # A batch that differs in size and length from the one traced, so that the check exercises the dynamic axes.
 CHECK_TEXTS = [
@@ -32,10 +35,13 @@ TRACE_TEXTS = ["an honest , moving story .", "not worth the price of the ticket 
 def output_names(model: nn.Module) -> list[str]:
     """The names the exported graph gives `model`'s outputs, or a `BermoError` for a head that cannot be exported."""
     class_name = type(model).__name__
-    if class_name not in OUTPUT_NAMES:
+    task = task_of(class_name).name
+    if task not in OUTPUT_NAMES or not class_name.endswith(task_of(class_name).class_suffix):
         exportable = ", ".join(OUTPUT_NAMES)
-        raise BermoError(f"{class_name} cannot be exported to ONNX here; exportable classes: {exportable}.")
-    return OUTPUT_NAMES[class_name]
+        raise BermoError(f"{class_name} cannot be exported to ONNX here; exportable tasks: {exportable}.")
+    if task == "feature-extraction" and getattr(model, "pooler", None) is not None:
+        return OUTPUT_NAMES[task] + ["pooler_output"]
+    return OUTPUT_NAMES[task]
 
 
 def _model_inputs(tokenizer, texts: list[str]) -> dict[str, torch.Tensor]:
@@ -52,9 +58,9 @@ class _NamedOutputs(nn.Module):
         self.names = names
 
     def forward(self, input_ids, attention_mask, token_type_ids=None):
-        outputs = self.model(
-            input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids, return_dict=True
-        )
+        # Only the inputs the tokenizer makes: some families (DistilBERT, ModernBERT) take no token_type_ids.
+        token_types = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
+        outputs = self.model(input_ids=input_ids, attention_mask=attention_mask, return_dict=True, **token_types)
         return tuple(outputs[name] for name in self.names)
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..checkpoints import load_bermo_config
 from ..errors import BermoUsageError
-from ..modeling_bermo import task_of
+from ..modeling_bermo import family_of, task_of
 from ..onnx_export import export_onnx, largest_onnx_difference
 from ..output_folders import check_output_dir, files_written_into
 from ._common import reports_usage_errors
@@ -23,7 +23,7 @@ def load_for_export(checkpoint: str):
     from transformers import AutoTokenizer
 
     config = load_bermo_config(checkpoint)
-    model_class = task_of((config.architectures or [""])[0]).model_class
+    model_class = family_of(config.model_type).model_class(task_of((config.architectures or [""])[0]).name)
     try:
         tokenizer = AutoTokenizer.from_pretrained(checkpoint)
     except (OSError, ValueError):

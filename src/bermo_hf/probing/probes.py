@@ -14,7 +14,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..configuration_bermo import BermoConfig
 from ..modeling_bermo import BermoLayerMix
 
 
@@ -76,7 +75,7 @@ def fit_mix_probe(
     best = None
     for c in c_values:
         torch.manual_seed(seed)
-        mix = BermoLayerMix(BermoConfig(num_hidden_layers=num_depths - 1, include_embeddings=True)).to(device)
+        mix = BermoLayerMix(num_depths).to(device)
         mix.gamma.requires_grad_(False)
         linear = nn.Linear(hidden_size, num_labels, device=device)
         nn.init.zeros_(linear.weight)
