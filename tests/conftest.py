@@ -93,3 +93,15 @@ def sst2_dir() -> Path:
     if not (SST2_DIR / "train.tsv").is_file():
         _missing(f"the SST-2 data ({SST2_DIR})")
     return SST2_DIR
+
+
+@pytest.fixture(scope="session")
+def mpnet_path() -> str:
+    """Folder of the real pretrained MPNet-base (`all-mpnet-base-v2`, 12 layers), joined from its five PyPI parts."""
+    from bermo_hf.errors import BermoUsageError
+    from bermo_hf.pretrained import mpnet_base_path
+
+    try:
+        return str(mpnet_base_path())
+    except BermoUsageError as error:
+        _missing(f"MPNet-base ({error})")

@@ -182,3 +182,52 @@ def test_the_mix_gets_gradients(family, model_class):
     mix = bermo.base_model.layer_mix
     assert mix.weights.grad is not None and mix.weights.grad.abs().min() > 0
     assert mix.gamma.grad is not None and mix.gamma.grad.abs() > 0
+
+
+@pytest.mark.parametrize(("family", "model_class"), CASES)
+def test_checkpoints_go_both_ways(family, model_class, tmp_path):
+    """A BERMo checkpoint reloads to identical outputs, and loads into the plain family class with the mix reported
+    unexpected and nothing missing; the plain model then reads the last layer."""
+    bermo, plain = bermo_and_plain(family, model_class)
+    batch = padded_batch(family, is_multiple_choice(model_class))
+    if fails_as_the_plain_model_does(bermo, plain, batch):
+        return
+    bermo.save_pretrained(tmp_path)
+    reloaded = model_class.from_pretrained(tmp_path, attn_implementation="eager").eval()
+    as_plain, info = family_model_class(model_class).from_pretrained(
+        tmp_path, attn_implementation="eager", output_loading_info=True
+    )
+    is_base_model = bermo_hf.task_of(model_class.__name__).name == "feature-extraction"
+    prefix = "" if is_base_model else f"{model_class.base_model_prefix}."
+    expected_unexpected = {f"{prefix}layer_mix.weights", f"{prefix}layer_mix.gamma"}
+    assert set(info["unexpected_keys"]) == expected_unexpected and not info["missing_keys"], info
+    with torch.no_grad():
+        expected, actual = output_fields(bermo(**batch)), output_fields(reloaded(**batch))
+        plain_expected, plain_actual = output_fields(plain(**batch)), output_fields(as_plain.eval()(**batch))
+    for name, value in expected.items():
+        torch.testing.assert_close(actual[name], value, rtol=0, atol=1e-6, msg=name)
+    for name, value in plain_expected.items():
+        torch.testing.assert_close(plain_actual[name], value, rtol=0, atol=1e-6, msg=name)
+
+
+def test_an_unsupported_model_type_gets_one_line_naming_the_supported_families(tmp_path):
+    from transformers import GPT2Config
+
+    GPT2Config(n_layer=1, n_embd=32, n_head=4, vocab_size=100).save_pretrained(tmp_path)
+    with pytest.raises(ValueError) as error:
+        bermo_hf.AutoBermoModelForSequenceClassification.from_pretrained(tmp_path)
+    message = str(error.value)
+    assert "\n" not in message and "model type 'gpt2' is not supported by BERMo" in message
+    assert all(family.name in message for family in bermo_hf.BERMO_FAMILIES)
+
+
+@pytest.mark.parametrize("family", TINY_FAMILIES, ids=lambda family: family.id)
+def test_the_auto_entry_points_build_the_familys_bermo_classes(family, tmp_path):
+    plain_config = tiny_config(family, bermo_hf.BermoModel, plain=True)
+    family_model_class(bermo_hf.family_of(family.model_type).models[0])(plain_config).save_pretrained(tmp_path)
+    for auto in (bermo_hf.AutoBermoModel, bermo_hf.AutoBermoModelForSequenceClassification):
+        model = auto.from_pretrained(tmp_path, layer_mix_init="last")
+        assert type(model) is bermo_hf.family_of(family.model_type).model_class(auto.task)
+        assert model.config.layer_mix_init == "last" and model.config.model_type == family.model_type
+        fresh = auto.from_config(plain_config, include_embeddings=False)
+        assert type(fresh) is type(model) and fresh.base_model.layer_mix.num_depths == 3

@@ -117,3 +117,31 @@ def test_bf16_weights_stay_close_to_float32(family, task):
         reference, logits = model(**batch).logits, bf16(**batch).logits
     assert logits.dtype == torch.bfloat16
     torch.testing.assert_close(logits.float(), reference, rtol=0.05, atol=0.05)
+
+
+@pytest.mark.parametrize(("family", "task"), CASES[::2], ids=lambda value: getattr(value, "id", value))
+def test_a_device_map_that_offloads_the_mix_gives_the_same_logits(family, task, tmp_path):
+    """accelerate keeps offloaded parameters on the meta device and loads them only around their module's call: the
+    mix's weights must be read through that call, in every family."""
+    model = tiny_model(family, task).eval()
+    model.save_pretrained(tmp_path / "saved")
+    batch = padded_batch(family, False)
+    with torch.no_grad():
+        expected = model(**batch).logits
+    prefix = model.base_model_prefix
+    device_map = {name: "cpu" for name, _ in model.named_children() if name != prefix}
+    for name, _ in model.base_model.named_children():
+        device_map[f"{prefix}.{name}"] = "disk" if name == "layer_mix" else "cpu"
+    offloaded = (
+        type(model)
+        .from_pretrained(
+            tmp_path / "saved",
+            device_map=device_map,
+            offload_folder=str(tmp_path / "offload"),
+            attn_implementation="eager",
+        )
+        .eval()
+    )
+    assert offloaded.base_model.layer_mix.weights.device.type == "meta"  # loaded only while the mix is called
+    with torch.no_grad():
+        torch.testing.assert_close(offloaded(**batch).logits, expected, rtol=0, atol=1e-6)

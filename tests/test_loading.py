@@ -1,6 +1,7 @@
 """Checkpoints: BERT into BERMo, BERMo into BERT, the mix's start after loading, size mismatches, Auto classes."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -139,3 +140,28 @@ def test_auto_classes_build_bermo_models(tmp_path, auto_class, bermo_class):
     assert isinstance(AutoConfig.from_pretrained(tmp_path), BermoConfig)
     assert type(auto_class.from_pretrained(tmp_path)) is bermo_class
     assert type(auto_class.from_config(BermoConfig(**tiny_config_kwargs()))) is bermo_class
+
+
+FIXTURE_0_1 = Path(__file__).with_name("fixtures") / "bermo-0.1"
+
+
+@pytest.mark.parametrize(
+    ("task", "auto_class"),
+    [
+        ("sequence-classification", AutoModelForSequenceClassification),
+        ("token-classification", AutoModelForTokenClassification),
+    ],
+)
+def test_a_folder_saved_by_bermo_0_1_loads_to_identical_outputs(task, auto_class):
+    """Folders saved by bermo-hf 0.1 (committed in tests/fixtures, with the outputs 0.1 gave) load through the package
+    into today's classes, with every output as it was."""
+    expected = json.loads((FIXTURE_0_1 / "expected.json").read_text())
+    model, info = auto_class.from_pretrained(FIXTURE_0_1 / task, output_loading_info=True)
+    assert not any(info.values()), info
+    assert type(model).__module__ == "bermo_hf.modeling_bermo"
+    inputs = {name: torch.tensor(expected[name]) for name in ("input_ids", "attention_mask")}
+    with torch.no_grad():
+        outputs = model.eval()(**inputs, output_hidden_states=True)
+    torch.testing.assert_close(outputs.logits, torch.tensor(expected["outputs"][task]["logits"]), rtol=0, atol=1e-6)
+    for ours, theirs in zip(outputs.hidden_states, expected["outputs"][task]["hidden_states"], strict=True):
+        torch.testing.assert_close(ours, torch.tensor(theirs), rtol=0, atol=1e-6)
