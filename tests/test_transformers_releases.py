@@ -25,6 +25,7 @@ RELEASES = ("4.57.6", "5.0.0", "5.2.0", "5.3.0", "5.12.1")
 MODEL_TESTS = (
     "tests/test_equivalence.py",
     "tests/test_families.py",
+    "tests/test_family_runtimes.py",
     "tests/test_hidden_states.py",
     "tests/test_layer_mix.py",
     "tests/test_runtime.py",
