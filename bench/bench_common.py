@@ -1,4 +1,5 @@
-"""Helpers shared by the benchmark scripts: the BERT/BERMo model pair, the machine description, result files.
+"""Helpers shared by the benchmark scripts: the plain/BERMo model pair of any family, the machine description, result
+files.
 
 The scripts in `bench/` import this module by name: run as `python bench/SCRIPT.py`, Python puts `bench/` first on
 `sys.path`; the tests add it themselves.
@@ -19,10 +20,36 @@ REPO_ROOT = BENCH_DIR.parent
 RESULTS_DIR = BENCH_DIR / "results"
 FIGURES_DIR = BENCH_DIR / "figures"
 
-# Shorthands accepted wherever a model is named: the pip-installable MiniLM checkpoint and a BERT-base-sized
-# configuration with random weights (for timing, where weight values do not matter).
+# Shorthands accepted wherever a model is named: the pip-installable pretrained checkpoints, and base-sized
+# configurations with random weights (for timing, where weight values do not matter).
 MINILM = "minilm"
+MPNET_BASE = "mpnet-base"
 BERT_BASE_RANDOM = "bert-base-random"
+# Random base-size models of other families: model type and the settings that differ from the family's defaults.
+RANDOM_BASE_CONFIGS = {
+    BERT_BASE_RANDOM: ("bert", {}),
+    "roberta-base-random": ("roberta", {"vocab_size": 50265, "max_position_embeddings": 514, "pad_token_id": 1}),
+    "deberta-v3-base-random": (
+        "deberta-v2",
+        {
+            "vocab_size": 128100,
+            "hidden_size": 768,
+            "num_hidden_layers": 12,
+            "num_attention_heads": 12,
+            "intermediate_size": 3072,
+            "max_position_embeddings": 512,
+            "relative_attention": True,
+            "pos_att_type": ["p2c", "c2p"],
+            "position_buckets": 256,
+            "norm_rel_ebd": "layer_norm",
+            "share_att_key": True,
+            "max_relative_positions": -1,
+            "position_biased_input": False,
+            "type_vocab_size": 0,
+        },
+    ),
+    "modernbert-base-random": ("modernbert", {}),
+}
 
 LIBRARIES = ("torch", "transformers", "datasets", "accelerate", "numpy", "matplotlib", "bermo-hf")
 
@@ -35,12 +62,33 @@ def minilm_path() -> str:
 
 
 def resolve_checkpoint(name: str) -> str | None:
-    """The folder that `name` stands for; `None` for `bert-base-random`, which is built from a configuration."""
-    if name == BERT_BASE_RANDOM:
+    """The folder that `name` stands for; `None` for the random shorthands, which are built from a configuration."""
+    if name in RANDOM_BASE_CONFIGS:
         return None
     if name == MINILM:
         return minilm_path()
+    if name == MPNET_BASE:
+        from bermo_hf.pretrained import mpnet_base_path
+
+        return str(mpnet_base_path())
     return name
+
+
+def checkpoint_config(name: str, num_labels: int = 2):
+    """The plain configuration of the model `name` stands for (a folder, or a shorthand)."""
+    from transformers import AutoConfig
+
+    if name in RANDOM_BASE_CONFIGS:
+        model_type, settings = RANDOM_BASE_CONFIGS[name]
+        return AutoConfig.for_model(model_type, num_labels=num_labels, **settings)
+    return AutoConfig.from_pretrained(resolve_checkpoint(name), num_labels=num_labels)
+
+
+def family_name(name: str) -> str:
+    """The encoder family of the model `name` stands for, as its authors write it ("BERT", "RoBERTa", ...)."""
+    import bermo_hf
+
+    return bermo_hf.family_of(checkpoint_config(name).model_type).name
 
 
 def quiet_transformers() -> None:
@@ -61,47 +109,51 @@ def set_threads(threads: int | None) -> None:
 
 
 def build_model(kind: str, checkpoint: str, num_labels: int = 2, seed: int = 0, **mix_settings):
-    """One sequence classifier: `kind` is `"bert"` (`BertForSequenceClassification`) or `"bermo"`
-    (`BermoForSequenceClassification`), loaded from `checkpoint` (a folder, `minilm` or `bert-base-random`).
-    `mix_settings` (BERMo only, e.g. `layer_mix_init="last"`) override the configuration's mix settings."""
+    """One sequence classifier: `kind` is `"plain"` (the family's own class, e.g. `BertForSequenceClassification`;
+    `"bert"` is accepted for it, the name earlier results use) or `"bermo"` (the family's BERMo class), loaded from
+    `checkpoint` (a folder or a shorthand: `minilm`, `mpnet-base`, `bert-base-random`, ...). `mix_settings` (BERMo
+    only, e.g. `layer_mix_init="last"`) override the configuration's mix settings."""
     import torch
-    from transformers import BertConfig, BertForSequenceClassification
 
-    from bermo_hf import BermoConfig, BermoForSequenceClassification
+    import bermo_hf
+    from bermo_hf.modeling_bermo import family_model_class
 
-    classes = {
-        "bert": (BertConfig, BertForSequenceClassification),
-        "bermo": (BermoConfig, BermoForSequenceClassification),
-    }
-    config_class, model_class = classes[kind]
-    folder = resolve_checkpoint(checkpoint)
+    if kind not in ("plain", "bert", "bermo"):
+        raise ValueError(f"model kind {kind!r}: use plain or bermo")
     if mix_settings and kind != "bermo":
         raise ValueError(f"mix settings {sorted(mix_settings)} apply to BERMo only, not to {kind!r}")
+    config = checkpoint_config(checkpoint, num_labels)
+    family = bermo_hf.family_of(config.model_type)
+    bermo_class = family.model_class("sequence-classification")
+    model_class = bermo_class if kind == "bermo" else family_model_class(bermo_class)
+    folder = resolve_checkpoint(checkpoint)
     torch.manual_seed(seed)
     if folder is None:
-        return model_class(config_class(num_labels=num_labels, **mix_settings))
+        if kind == "bermo":
+            config = family.config_class.from_family_config(config, **mix_settings)
+        return model_class(config)
     return model_class.from_pretrained(folder, num_labels=num_labels, **mix_settings)
 
 
 def build_pair(checkpoint: str, num_labels: int = 2, seed: int = 0, **mix_settings):
-    """`(bert, bermo)` sequence classifiers that start from identical weights.
+    """`(plain, bermo)` sequence classifiers of the checkpoint's family that start from identical weights.
 
-    Both load `checkpoint`; then every BERT weight, the freshly initialized classifier (and pooler) included, is
-    copied into BERMo, so the only difference is BERMo's layer mix (`bert.layer_mix.*`)."""
-    bert = build_model("bert", checkpoint, num_labels, seed)
+    Both load `checkpoint`; then every weight of the plain model, the freshly initialized head (and pooler)
+    included, is copied into BERMo, so the only difference is BERMo's layer mix (`<prefix>.layer_mix.*`)."""
+    plain = build_model("plain", checkpoint, num_labels, seed)
     bermo = build_model("bermo", checkpoint, num_labels, seed, **mix_settings)
-    result = bermo.load_state_dict(bert.state_dict(), strict=False)
-    missing = sorted(key for key in result.missing_keys if not key.startswith("bert.layer_mix."))
+    result = bermo.load_state_dict(plain.state_dict(), strict=False)
+    missing = sorted(key for key in result.missing_keys if "layer_mix." not in key)
     if missing or result.unexpected_keys:
-        raise RuntimeError(f"BERT and BERMo weights differ: missing {missing}, unexpected {result.unexpected_keys}")
-    return bert, bermo
+        raise RuntimeError(f"plain and BERMo weights differ: missing {missing}, unexpected {result.unexpected_keys}")
+    return plain, bermo
 
 
 def build_comparable(kind: str, checkpoint: str, num_labels: int = 2, seed: int = 0, **mix_settings):
-    """The `kind` (`"bert"` or `"bermo"`) model of `build_pair(checkpoint, num_labels, seed, **mix_settings)`,
-    building BERMo's BERT partner only when it is needed, to copy its weights."""
-    if kind == "bert":
-        return build_model("bert", checkpoint, num_labels, seed, **mix_settings)
+    """The `kind` (`"plain"`/`"bert"` or `"bermo"`) model of `build_pair(checkpoint, num_labels, seed,
+    **mix_settings)`, building BERMo's plain partner only when it is needed, to copy its weights."""
+    if kind != "bermo":
+        return build_model(kind, checkpoint, num_labels, seed, **mix_settings)
     return build_pair(checkpoint, num_labels, seed, **mix_settings)[1]
 
 

@@ -1,13 +1,14 @@
-"""Speed and memory overhead of BERMo against plain BERT on the same checkpoint.
+"""Speed and memory overhead of BERMo against the plain family model on the same checkpoint.
 
-For each model size, `BertForSequenceClassification` and `BermoForSequenceClassification` start from identical
-weights and are timed on the same random batch (default 32 x 128 tokens):
+For each model, the family's own sequence classifier (`BertForSequenceClassification`, ...) and its BERMo class
+(`BermoForSequenceClassification`, ...) start from identical weights and are timed on the same random batch (default
+32 x 128 tokens):
 
 - train step: forward + backward (gradients cleared before each step, no optimizer);
 - inference: forward under `torch.inference_mode()`.
 
-Runs are interleaved (BERT, BERMo, then BERMo, BERT, ...) after warm-up steps, so drifts in machine load hit both
-models alike; medians and min-max are reported, and the ratio BERMo/BERT of the medians. Tokens per second are given
+Runs are interleaved (plain, BERMo, then BERMo, plain, ...) after warm-up steps, so drifts in machine load hit both
+models alike; medians and min-max are reported, and the ratio BERMo/plain of the medians. Tokens per second are given
 for both models. On a busy shared machine, `--clock cpu --threads 1` times the CPU work of each step, which waiting
 for a core does not inflate.
 
@@ -18,7 +19,9 @@ forward passes and reads the peak (`VmHWM`). It reports the peak, and the peak m
 forward passes themselves take). On CUDA the same from `torch.cuda.max_memory_allocated`.
 
 On CUDA the models run under bf16 autocast. Sizes: `minilm` (the pretrained MiniLM-L6 checkpoint, 6 layers,
-hidden 384), `bert-base-random` (BERT-base: 12 layers, hidden 768, random weights) or any BERT folder.
+hidden 384), `mpnet-base` (the pretrained MPNet-base, 12 layers, hidden 768), base-size models with random weights
+(`bert-base-random`, `roberta-base-random`, `deberta-v3-base-random`, `modernbert-base-random`) or a folder of any
+supported family.
 
     python bench/overhead.py
     python bench/overhead.py --threads 1 --clock cpu   # on a shared, busy CPU machine
@@ -35,9 +38,8 @@ from pathlib import Path
 
 import bench_common
 
-MODELS = ("bert", "bermo")
-LABELS = {"bert": "BERT", "bermo": "BERMo"}
-DEFAULT_SIZES = (bench_common.MINILM, bench_common.BERT_BASE_RANDOM)
+MODELS = ("plain", "bermo")
+DEFAULT_SIZES = (bench_common.MINILM, *bench_common.RANDOM_BASE_CONFIGS)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -45,7 +47,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter
     )
     parser.add_argument(
-        "--sizes", nargs="+", default=list(DEFAULT_SIZES), help="minilm, bert-base-random or BERT folders"
+        "--sizes",
+        nargs="+",
+        default=list(DEFAULT_SIZES),
+        help="minilm, mpnet-base, bert-/roberta-/deberta-v3-/modernbert-base-random or model folders",
     )
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="auto: cuda when present")
     parser.add_argument("--batch_size", type=int, default=32)
@@ -143,15 +148,15 @@ def time_interleaved(models: dict, step, batch: dict, device: str, warmup: int, 
 
 
 def speed_report(times: dict, tokens: int) -> dict:
-    """Median, min, max seconds (and every sample) and tokens/s per model; BERMo/BERT ratios of the medians, of the
+    """Median, min, max seconds (and every sample) and tokens/s per model; BERMo/plain ratios of the medians, of the
     minima, and the median of the per-round (paired) ratios."""
     report = {name: {**bench_common.summarize(values), "samples": values} for name, values in times.items()}
     for entry in report.values():
         entry["tokens_per_s"] = tokens / entry["median"]
-    report["ratio"] = report["bermo"]["median"] / report["bert"]["median"]
-    report["min_ratio"] = report["bermo"]["min"] / report["bert"]["min"]
+    report["ratio"] = report["bermo"]["median"] / report["plain"]["median"]
+    report["min_ratio"] = report["bermo"]["min"] / report["plain"]["min"]
     report["paired_ratio_median"] = statistics.median(
-        bermo / bert for bermo, bert in zip(times["bermo"], times["bert"], strict=True)
+        bermo / plain for bermo, plain in zip(times["bermo"], times["plain"], strict=True)
     )
     return report
 
@@ -255,9 +260,9 @@ def measure_memory(size: str, args, device: str) -> dict:
             "above_baseline_mib": statistics.median(above),
             "runs": measurements,
         }
-    report["peak_ratio"] = report["bermo"]["peak_mib"] / report["bert"]["peak_mib"]
-    above_bert = report["bert"]["above_baseline_mib"]
-    report["above_baseline_ratio"] = report["bermo"]["above_baseline_mib"] / above_bert if above_bert > 0 else None
+    report["peak_ratio"] = report["bermo"]["peak_mib"] / report["plain"]["peak_mib"]
+    above_plain = report["plain"]["above_baseline_mib"]
+    report["above_baseline_ratio"] = report["bermo"]["above_baseline_mib"] / above_plain if above_plain > 0 else None
     return report
 
 
@@ -265,10 +270,11 @@ def measure_memory(size: str, args, device: str) -> dict:
 
 
 def measure_size(size: str, args, device: str) -> dict:
-    """Train-step and inference timings of BERT and BERMo at one size, and (unless disabled) inference memory."""
-    bert, bermo = bench_common.build_pair(size)
-    models = {"bert": bert.to(device).train(), "bermo": bermo.to(device).train()}
-    config = bert.config
+    """Train-step and inference timings of the plain model and BERMo at one size, and (unless disabled) inference
+    memory."""
+    plain, bermo = bench_common.build_pair(size)
+    models = {"plain": plain.to(device).train(), "bermo": bermo.to(device).train()}
+    config = plain.config
     batch = make_batch(config.vocab_size, args.batch_size, args.seq_len, device)
     tokens = args.batch_size * args.seq_len
     clock = time.process_time if args.clock == "cpu" else time.perf_counter
@@ -276,32 +282,33 @@ def measure_size(size: str, args, device: str) -> dict:
     train = speed_report(
         time_interleaved(models, train_step, batch, device, args.warmup, args.train_repeats, clock), tokens
     )
-    print(f"[{size}] train ratio BERMo/BERT {train['ratio']:.3f}; inference ...", flush=True)
+    print(f"[{size}] train ratio BERMo/plain {train['ratio']:.3f}; inference ...", flush=True)
     for model in models.values():
         model.eval()
     inference = speed_report(
         time_interleaved(models, inference_step, batch, device, args.warmup, args.inference_repeats, clock), tokens
     )
-    print(f"[{size}] inference ratio BERMo/BERT {inference['ratio']:.3f}", flush=True)
+    print(f"[{size}] inference ratio BERMo/plain {inference['ratio']:.3f}", flush=True)
     result = {
         "size": size,
+        "family": bench_common.family_name(size),
         "layers": config.num_hidden_layers,
         "hidden": config.hidden_size,
         "parameters": {name: sum(p.numel() for p in model.parameters()) for name, model in models.items()},
         "train_step": train,
         "inference": inference,
     }
-    del models, bert, bermo
+    del models, plain, bermo
     if args.memory_repeats > 0:
         print(f"[{size}] inference peak memory ({args.memory_repeats} fresh processes per model) ...", flush=True)
         result["inference_memory"] = measure_memory(size, args, device)
-        print(f"[{size}] peak memory ratio BERMo/BERT {result['inference_memory']['peak_ratio']:.3f}", flush=True)
+        print(f"[{size}] peak memory ratio BERMo/plain {result['inference_memory']['peak_ratio']:.3f}", flush=True)
     return result
 
 
-def _time_row(label: str, name: str, entry: dict) -> str:
+def _time_row(label: str, model: str, entry: dict) -> str:
     return (
-        f"| {label} | {LABELS[name]} | {entry['median'] * 1000:.0f} "
+        f"| {label} | {model} | {entry['median'] * 1000:.0f} "
         f"| {entry['min'] * 1000:.0f}-{entry['max'] * 1000:.0f} | {entry['tokens_per_s']:.0f} |"
     )
 
@@ -320,17 +327,18 @@ def report_markdown(payload: dict) -> str:
         "",
     ]
     for result in payload["results"]:
-        train, inference = result["train_step"], result["inference"]
+        train, inference, family = result["train_step"], result["inference"], result["family"]
+        labels = {"plain": family, "bermo": f"BERMo-{family}"}
         lines += [
-            f"**{result['size']}** ({result['layers']} layers, hidden {result['hidden']}; "
-            f"{train['bert']['n']} train / {inference['bert']['n']} inference runs per model)",
+            f"**{result['size']}** ({family}, {result['layers']} layers, hidden {result['hidden']}; "
+            f"{train['plain']['n']} train / {inference['plain']['n']} inference runs per model)",
             "",
             f"| measurement | model | median {settings['clock']} time (ms) | min-max (ms) | tokens/s |",
             "|---|---|---|---|---|",
-            *(_time_row("train step (fwd+bwd)", name, train[name]) for name in MODELS),
-            *(_time_row("inference", name, inference[name]) for name in MODELS),
+            *(_time_row("train step (fwd+bwd)", labels[name], train[name]) for name in MODELS),
+            *(_time_row("inference", labels[name], inference[name]) for name in MODELS),
             "",
-            "| ratio BERMo/BERT | of medians | of minima | median of paired rounds |",
+            f"| ratio BERMo/{family} | of medians | of minima | median of paired rounds |",
             "|---|---|---|---|",
             *(
                 f"| {label} | {report['ratio']:.3f} | {report['min_ratio']:.3f} | {report['paired_ratio_median']:.3f} |"
@@ -341,15 +349,29 @@ def report_markdown(payload: dict) -> str:
         memory = result.get("inference_memory")
         if memory:
             lines += [
-                f"| inference memory ({memory['bert']['measure']}) | BERT | BERMo | ratio |",
+                f"| inference memory ({memory['plain']['measure']}) | {family} | BERMo | ratio |",
                 "|---|---|---|---|",
-                f"| peak (MiB) | {memory['bert']['peak_mib']:.0f} | {memory['bermo']['peak_mib']:.0f} "
+                f"| peak (MiB) | {memory['plain']['peak_mib']:.0f} | {memory['bermo']['peak_mib']:.0f} "
                 f"| {memory['peak_ratio']:.3f} |",
-                f"| peak above baseline (MiB) | {memory['bert']['above_baseline_mib']:.1f} "
+                f"| peak above baseline (MiB) | {memory['plain']['above_baseline_mib']:.1f} "
                 f"| {memory['bermo']['above_baseline_mib']:.1f} | {_fmt_ratio(memory['above_baseline_ratio'])} |",
                 "",
             ]
     return "\n".join(lines)
+
+
+def _recorded_results(output: Path, payload: dict) -> dict:
+    """The results already in `output` by size, when it was written with the same device and settings (so that an
+    interrupted grid resumes where it stopped); empty otherwise."""
+    if not output.is_file():
+        return {}
+    earlier = json.loads(output.read_text())
+    same = {key: value for key, value in earlier.get("settings", {}).items() if key != "sizes"} == {
+        key: value for key, value in payload["settings"].items() if key != "sizes"
+    }
+    if not same or earlier.get("device") != payload["device"]:
+        return {}
+    return {result["size"]: result for result in earlier.get("results", []) if "family" in result}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -387,11 +409,17 @@ def main(argv: list[str] | None = None) -> int:
         "machine": bench_common.machine_info(),
         "results": [],
     }
+    recorded = _recorded_results(output, payload)
     start = time.perf_counter()
     for size in args.sizes:
+        if size in recorded:  # measured by an earlier, interrupted run with the same settings
+            print(f"[{size}] recorded in {output}; skipped", flush=True)
+            payload["results"].append(recorded[size])
+            continue
         payload["results"].append(measure_size(size, args, device))
         payload["wall_time_s"] = time.perf_counter() - start
         bench_common.write_json(output, payload)
+    payload["wall_time_s"] = time.perf_counter() - start
     bench_common.write_report(output, payload, report_markdown(payload))
     print(f"wrote {output} and {output.with_suffix('.md').name} in {payload['wall_time_s']:.0f}s", flush=True)
     return 0

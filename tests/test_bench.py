@@ -207,24 +207,24 @@ def test_overhead_times_both_models_and_measures_memory(tiny_bert, tmp_path, mon
         results["device"] == "cpu" and results["settings"]["batch_size"] == 2 and results["settings"]["clock"] == "cpu"
     )
     (result,) = results["results"]
-    assert result["layers"] == 2 and result["hidden"] == 32
-    assert result["parameters"]["bermo"] == result["parameters"]["bert"] + result["layers"] + 2
+    assert result["layers"] == 2 and result["hidden"] == 32 and result["family"] == "BERT"
+    assert result["parameters"]["bermo"] == result["parameters"]["plain"] + result["layers"] + 2
     for measurement in ("train_step", "inference"):
         report = result[measurement]
-        for model in ("bert", "bermo"):
+        for model in ("plain", "bermo"):
             assert (
                 report[model]["n"] == 2 and 0 < report[model]["min"] <= report[model]["median"] <= report[model]["max"]
             )
             assert report[model]["tokens_per_s"] > 0 and len(report[model]["samples"]) == 2
-        assert report["ratio"] == pytest.approx(report["bermo"]["median"] / report["bert"]["median"])
+        assert report["ratio"] == pytest.approx(report["bermo"]["median"] / report["plain"]["median"])
         assert report["paired_ratio_median"] > 0 and report["min_ratio"] > 0
     memory = result["inference_memory"]
-    for model in ("bert", "bermo"):
+    for model in ("plain", "bermo"):
         # Schema and sanity only: resident memory moves by itself, so peak and baseline are not compared.
         assert math.isfinite(memory[model]["peak_mib"]) and memory[model]["peak_mib"] > 0
         assert math.isfinite(memory[model]["baseline_mib"]) and memory[model]["baseline_mib"] > 0
         assert len(memory[model]["runs"]) == 1
-    assert memory["peak_ratio"] == pytest.approx(memory["bermo"]["peak_mib"] / memory["bert"]["peak_mib"])
+    assert memory["peak_ratio"] == pytest.approx(memory["bermo"]["peak_mib"] / memory["plain"]["peak_mib"])
     assert "above_baseline_ratio" in memory  # None when BERT's forward raised no new peak (here, in-process)
     markdown = output.with_suffix(".md").read_text()
     assert "train step (fwd+bwd)" in markdown and "peak above baseline" in markdown

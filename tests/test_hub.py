@@ -93,7 +93,7 @@ def test_write_model_card_writes_the_model_card_and_chart(tiny_config, tmp_path)
     card = ModelCard.load(tmp_path / "README.md")
     assert card.data.library_name == "transformers"
     assert card.data.pipeline_tag == "text-classification"
-    assert card.data.tags == ["bermo", "custom_code"]
+    assert card.data.tags == ["bermo", "custom_code", "bert"]  # the family, as a tag
     assert card.data.base_model == "google-bert/bert-base-uncased"
     assert card.data.datasets == ["nyu-mll/glue"] and card.data.metrics == ["accuracy", "f1"]
     assert 'pipeline("text-classification", model="someone/bermo-sst2", trust_remote_code=True)' in card.text
@@ -370,7 +370,7 @@ def test_write_model_card_merges_into_a_readme_already_in_the_folder(tiny_config
     (plain / "README.md").write_text("Notes without metadata.\n")
     save_with_card(model, plain)
     card = ModelCard.load(plain / "README.md")
-    assert card.text.startswith("Notes without metadata.") and card.data.tags == ["bermo", "custom_code"]
+    assert card.text.startswith("Notes without metadata.") and card.data.tags == ["bermo", "custom_code", "bert"]
 
 
 def test_no_chart_is_drawn_in_trainer_checkpoints(tiny_config, tmp_path):

@@ -33,7 +33,7 @@ from huggingface_hub import CommitInfo, HfApi, ModelCard, ModelCardData
 from torch import nn
 
 from .layer_weights import CHART_FILENAME, LayerWeights, save_layer_weights_chart
-from .modeling_bermo import task_of
+from .modeling_bermo import family_of, task_of
 
 CARD_FILENAME = "README.md"
 # The delimiters of BERMo's section of a model card: what lies between them is rewritten by every `write_model_card`,
@@ -115,7 +115,7 @@ def build_model_card(
     card_data = ModelCardData(
         library_name="transformers",
         pipeline_tag=pipeline_tag,
-        tags=["bermo", "custom_code"],
+        tags=["bermo", "custom_code", *_family_tags(model)],
         base_model=base_model,
         datasets=info.datasets or None,
         metrics=sorted(name for name in info.metrics if name != "loss") or None,
@@ -137,7 +137,8 @@ def bermo_section(model: nn.Module, info: ModelCardInfo | None = None, chart_fil
     parts = [
         SECTION_BEGIN,
         "## BERMo",
-        f"A [BERMo]({PAPER_URL}) model: BERT whose task head reads a learned scalar mix of every depth, "
+        f"A [BERMo]({PAPER_URL}) model: {_family_name(model)} whose task head reads a learned scalar mix of every "
+        "depth, "
         "`gamma * sum_j softmax(w)_j * h_j` (depth 0 is the embedding output), instead of the last layer only."
         + (f" Built from [{base_model}](https://huggingface.co/{base_model})." if base_model else ""),
         "### Usage\n\nThe model code ships with the weights, so loading needs `trust_remote_code=True` (and no other "
@@ -157,6 +158,22 @@ def bermo_section(model: nn.Module, info: ModelCardInfo | None = None, chart_fil
     if info.training_data or info.datasets:
         parts.append(f"### Training data\n\n{info.training_data or ', '.join(info.datasets)}")
     return "\n\n".join(parts) + "\n\n" + SECTION_END
+
+
+def _family_name(model: nn.Module) -> str:
+    """The encoder family of a BERMo model, as its authors write it ("BERT", "RoBERTa", ...)."""
+    try:
+        return family_of(model.config.model_type).name
+    except ValueError:
+        return "an encoder"
+
+
+def _family_tags(model: nn.Module) -> list[str]:
+    """The plain family's model type as a Hub tag (`roberta`), so the card is found with the family's models."""
+    try:
+        return [family_of(model.config.model_type).model_type]
+    except ValueError:
+        return []
 
 
 def merge_model_card(existing: ModelCard | str | None, card: ModelCard, tags: list[str] | None = None) -> ModelCard:
