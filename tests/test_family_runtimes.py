@@ -21,6 +21,13 @@ CASES = [
     if not family.id.endswith(("-mean", "-conv"))  # variants of a family, covered by test_families.py
     for task in TASKS
 ]
+# Gradient checkpointing where the family supports it (transformers' own limit: ALBERT and MPNet do not, nor
+# XLM-R-XL under 4.57).
+CHECKPOINTING_CASES = [
+    case
+    for case in CASES
+    if bermo_hf.family_of(case.values[0].model_type).model_class(case.values[1]).supports_gradient_checkpointing
+]
 NO_DROPOUT = {
     "hidden_dropout_prob": 0.0,
     "attention_probs_dropout_prob": 0.0,
@@ -78,10 +85,8 @@ def test_a_call_nested_in_a_layer_hook_and_its_caller_both_get_their_own_results
 
 
 @pytest.mark.parametrize("use_reentrant", [False, True], ids=["non-reentrant", "reentrant"])
-@pytest.mark.parametrize(("family", "task"), CASES)
+@pytest.mark.parametrize(("family", "task"), CHECKPOINTING_CASES)
 def test_gradient_checkpointing_gives_the_gradients_of_a_plain_pass(family, task, use_reentrant):
-    if not tiny_model(family, task).supports_gradient_checkpointing:
-        pytest.skip(f"{family.id} does not support gradient checkpointing (transformers' own limit)")
     settings = NO_DROPOUT
 
     def gradients(checkpointing: bool) -> dict:

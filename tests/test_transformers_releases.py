@@ -9,6 +9,7 @@ BERMo's numbers run whole (`MODEL_TESTS`), and a folder saved under one release 
 import json
 import os
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -44,23 +45,33 @@ def run_under(release_dir: Path, tmp_path: Path, *args: str) -> dict:
     return result_of_fresh_process([str(CHECK_SCRIPT), *args], tmp_path, release_python(release_dir))
 
 
+@pytest.fixture(scope="module")
+def model_test_runs(transformers_releases, tmp_path_factory):
+    """The model tests under every release, started at once and run two at a time (one torch thread each: on tiny
+    models that is as fast as more threads, and two runs share the machine's two cores); release -> future of the
+    finished process."""
+    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH="", OMP_NUM_THREADS="1")
+    base = tmp_path_factory.mktemp("release-runs")
+
+    def run(release: str) -> subprocess.CompletedProcess:
+        command = [release_python(transformers_releases / release), "-m", "pytest", "-q", "-p", "no:cacheprovider"]
+        command += ["--basetemp", str(base / release), *MODEL_TESTS]
+        return subprocess.run(
+            command, capture_output=True, text=True, env=env, cwd=REPO_ROOT, timeout=900, stdin=subprocess.DEVNULL
+        )
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        yield {release: pool.submit(run, release) for release in RELEASES}
+
+
 @pytest.mark.parametrize("release", RELEASES)
-def test_the_model_tests_pass_under(release, transformers_releases, tmp_path):
+def test_the_model_tests_pass_under(release, transformers_releases, model_test_runs):
     python = release_python(transformers_releases / release)
     version = subprocess.run(
         [python, "-c", "import transformers; print(transformers.__version__)"], capture_output=True, text=True
     )
     assert version.stdout.strip() == release, version.stderr[-2000:]
-    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH="")
-    result = subprocess.run(
-        [python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--basetemp", str(tmp_path / "pytest"), *MODEL_TESTS],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=REPO_ROOT,
-        timeout=900,
-        stdin=subprocess.DEVNULL,
-    )
+    result = model_test_runs[release].result()
     summary = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else ""
     assert result.returncode == 0, (
         f"under transformers {release}: {summary}\n{result.stdout[-6000:]}{result.stderr[-2000:]}"

@@ -5,7 +5,7 @@ The pieces, usable one by one:
 - `ModelArguments`, `DataArguments`: the flags `bermo train` adds to `TrainingArguments` (`HfArgumentParser`).
 - `load_raw_datasets` -> `LabelSpace.from_datasets` -> `name_classes` -> `tokenize_datasets`: checked, tokenized
   data whose classes keep the checkpoint's names when they fit.
-- `load_model`: BERMo, or `BertForSequenceClassification` with `baseline=True`.
+- `load_model`: the BERMo classifier of the checkpoint's family, or the family's own with `baseline=True`.
 - `mix_parameter_groups`: optimizer groups with the layer mix apart (own learning rate, never decayed).
 - `LayerWeightsCallback`: logs the layer weights at each evaluation.
 - `BermoTrainer`: `Trainer` with the mix's optimizer group and the BERMo model card.
@@ -24,7 +24,6 @@ from huggingface_hub import ModelCard
 from torch import nn
 from transformers import (
     AutoTokenizer,
-    BertForSequenceClassification,
     DataCollatorWithPadding,
     EvalPrediction,
     PreTrainedModel,
@@ -35,6 +34,7 @@ from transformers import (
     set_seed,
 )
 
+from .auto import checkpoint_family
 from .checkpoints import load_checkpoint_config
 from .configuration_bermo import LAYER_MIX_INITS
 from .errors import BermoUsageError
@@ -48,7 +48,7 @@ from .hub import (
     write_model_card,
 )
 from .layer_weights import LayerWeights, find_layer_mix
-from .modeling_bermo import BermoForSequenceClassification
+from .modeling_bermo import family_model_class
 from .output_folders import final_files_written_atomically
 
 logger = logging.getLogger(__name__)
@@ -67,7 +67,10 @@ class ModelArguments:
     )
     baseline: bool = dataclasses.field(
         default=False,
-        metadata={"help": "Train plain BertForSequenceClassification instead of BERMo, everything else identical."},
+        metadata={
+            "help": "Train the family's plain classifier (BertForSequenceClassification, ...) instead of BERMo, "
+            "everything else identical."
+        },
     )
     mix_learning_rate: float | None = dataclasses.field(
         default=None,
@@ -354,8 +357,10 @@ def build_compute_metrics(label_space: LabelSpace) -> Callable[[EvalPrediction],
 
 
 def load_model(model_args: ModelArguments, label_space: LabelSpace) -> PreTrainedModel:
-    """The model to fine-tune: `BermoForSequenceClassification` from a BERT or BERMo checkpoint, or, with
-    `model_args.baseline`, plain `BertForSequenceClassification` from the same checkpoint."""
+    """The model to fine-tune: the BERMo sequence classifier of the checkpoint's family
+    (`BermoForSequenceClassification` for BERT, `BermoRobertaForSequenceClassification`, ...) from a plain or BERMo
+    checkpoint, or, with
+    `model_args.baseline`, the family's own classifier (`BertForSequenceClassification`, ...) from the same one."""
     labels = {
         # A head trained for other labels is re-initialized rather than refused.
         "ignore_mismatched_sizes": True,
@@ -364,8 +369,12 @@ def load_model(model_args: ModelArguments, label_space: LabelSpace) -> PreTraine
         "label2id": label_space.label2id,
         "problem_type": "regression" if label_space.is_regression else "single_label_classification",
     }
+    try:
+        bermo_class = checkpoint_family(model_args.model_name_or_path).model_class("sequence-classification")
+    except ValueError as error:
+        raise BermoUsageError(f"{model_args.model_name_or_path}: {error}") from None
     if model_args.baseline:
-        return BertForSequenceClassification.from_pretrained(model_args.model_name_or_path, **labels)
+        return family_model_class(bermo_class).from_pretrained(model_args.model_name_or_path, **labels)
     mix_settings = {
         name: value
         for name, value in (
@@ -374,7 +383,7 @@ def load_model(model_args: ModelArguments, label_space: LabelSpace) -> PreTraine
         )
         if value is not None
     }
-    return BermoForSequenceClassification.from_pretrained(model_args.model_name_or_path, **labels, **mix_settings)
+    return bermo_class.from_pretrained(model_args.model_name_or_path, **labels, **mix_settings)
 
 
 def mix_parameter_groups(
@@ -663,7 +672,7 @@ def train_and_evaluate(
         metrics.update(trainer.evaluate())
     model = trainer.accelerator.unwrap_model(trainer.model)
     layer_weights = LayerWeights.from_model(model)
-    metrics["model_type"] = "bert" if layer_weights is None else "bermo"
+    metrics["model_type"] = model.config.model_type if layer_weights is None else "bermo"
     metrics["layer_weights"] = None if layer_weights is None else layer_weights.to_dict()
     if trainer.args.world_size > 1 and layer_weights is not None:
         metrics["layer_weights_by_rank"] = gather_object([layer_weights.weights + [layer_weights.gamma]])
