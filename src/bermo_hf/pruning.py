@@ -329,11 +329,66 @@ class SigmoidThresholdMask(nn.Module):
 _MASK_CLASSES = {"magnitude": WeightMask, "movement": TopKScoreMask, "soft-movement": SigmoidThresholdMask}
 
 
+# Where each encoder family keeps its layers, inside its base model: BERT and most families, DistilBERT, ModernBERT,
+# ALBERT (its shared layer groups, each pruned once however often it runs).
+_LAYER_LISTS = ("encoder.layer", "transformer.layer", "layers", "encoder.albert_layer_groups")
+# The family-neutral role of a linear layer inside an encoder layer, from the last part of its name there.
+ROLES = ("attention_in", "attention_out", "feed_forward_in", "feed_forward_out")
+_ATTENTION_IN_NAMES = {
+    "query", "key", "value", "q_lin", "k_lin", "v_lin", "q", "k", "v", "Wqkv",
+    "query_proj", "key_proj", "value_proj", "pos_key_proj", "pos_query_proj", "in_proj",
+}  # fmt: skip
+_ATTENTION_OUT_NAMES = {"dense", "out_lin", "o", "Wo", "out_proj"}
+_FEED_FORWARD_IN_NAMES = {"lin1", "Wi", "ffn"}
+
+
 def _base_model(model: nn.Module) -> nn.Module:
     base = getattr(model, "base_model", model)
-    if not hasattr(base, "encoder") or not hasattr(base.encoder, "layer"):
-        raise ValueError(f"{type(model).__name__} is not a BERT-like model: no `encoder.layer` to prune.")
+    encoder_layers(base)  # raises for a model without encoder layers
     return base
+
+
+def encoder_layers(base: nn.Module) -> list[nn.Module]:
+    """The encoder layers of a base model of any supported family (`encoder.layer`, `transformer.layer`, `layers`, or
+    ALBERT's shared `encoder.albert_layer_groups`)."""
+    for path in _LAYER_LISTS:
+        try:
+            return list(base.get_submodule(path))
+        except AttributeError:
+            continue
+    places = ", ".join(f"`{path}`" for path in _LAYER_LISTS)
+    raise ValueError(f"{type(base).__name__} has no encoder layers to prune (looked for {places}).")
+
+
+def linear_role(path: str) -> str:
+    """The role (one of `ROLES`) of the linear layer at `path` inside an encoder layer: `attention.self.query` and
+    `attn.Wqkv` are `attention_in`, `attention.output.dense` and `attn.Wo` `attention_out`, `intermediate.dense`,
+    `ffn.lin1` and `mlp.Wi` `feed_forward_in`, `output.dense`, `ffn.lin2` and `mlp.Wo` `feed_forward_out`."""
+    parts = path.split(".")
+    in_attention = any(part.startswith(("attention", "attn")) for part in parts[:-1])
+    if parts[-1] in _ATTENTION_IN_NAMES:
+        return "attention_in"
+    if in_attention and parts[-1] in _ATTENTION_OUT_NAMES:
+        return "attention_out"
+    if parts[-1] in _FEED_FORWARD_IN_NAMES or "intermediate" in parts:
+        return "feed_forward_in"
+    return "feed_forward_out"
+
+
+def _pooler_linear(pooler: nn.Module) -> nn.Module:
+    """The linear layer of a family's pooler (`pooler.dense` for BERT, the pooler itself for ALBERT)."""
+    return pooler if isinstance(pooler, nn.Linear) else pooler.dense
+
+
+def layer_matrices(layer: nn.Module) -> dict[str, str]:
+    """The prunable linear layers of one encoder layer: name -> path inside it. BERT's layout gets its short names
+    (`ENCODER_MATRICES`); other families' linear layers are named by their path."""
+    try:
+        for path in ENCODER_MATRICES.values():
+            layer.get_submodule(path)
+        return dict(ENCODER_MATRICES)
+    except AttributeError:
+        return {name: name for name, module in layer.named_modules() if isinstance(module, nn.Linear)}
 
 
 def prunable_weights(
@@ -345,15 +400,15 @@ def prunable_weights(
     dense layer and the task head's linear layer(s) (`classifier` or `qa_outputs`)."""
     base = _base_model(model)
     wanted = []
-    for layer in base.encoder.layer:
-        wanted += [layer.get_submodule(path) for path in ENCODER_MATRICES.values()]
+    for layer in encoder_layers(base):
+        wanted += [layer.get_submodule(path) for path in layer_matrices(layer).values()]
     if embeddings:
         emb = base.embeddings
         for name in ("word_embeddings", "position_embeddings", "token_type_embeddings"):
             if getattr(emb, name, None) is not None:
                 wanted.append(getattr(emb, name))
     if pooler and getattr(base, "pooler", None) is not None:
-        wanted.append(base.pooler.dense)
+        wanted.append(_pooler_linear(base.pooler))
     if classifier:
         for name in ("classifier", "qa_outputs"):
             head = getattr(model, name, None)
@@ -713,24 +768,32 @@ class PruningTrainer(Trainer):
 def sparsity_report(model: nn.Module) -> dict:
     """Zeros in a model's prunable weights, pruned or not, masks attached or applied.
 
-    Returns a dict: `layers` (one entry per encoder layer: `matrices` by short name - query, key, value,
-    attention_output, intermediate, output - each `{"zeros", "total", "sparsity"}`, and the layer's totals),
-    `encoder` (all encoder matrices together), `others` (embeddings, pooler, classifier weights),
-    `parameters` (all the model's parameters, masks applied: `total`, `zeros`, `remaining`)."""
+    Returns a dict: `layers` (one entry per encoder layer: `matrices` by name - BERT's short names query, key, value,
+    attention_output, intermediate, output, or the path inside the layer for other families - each
+    `{"zeros", "total", "sparsity", "role"}`, and the layer's totals), `encoder` (all encoder matrices together),
+    `roles` (the encoder's matrices by family-neutral role, `ROLES`), `others` (embeddings, pooler, classifier
+    weights), `parameters` (all the model's parameters, masks applied: `total`, `zeros`, `remaining`)."""
     base = _base_model(model)
     with torch.no_grad():
         layers = []
-        for index, layer in enumerate(base.encoder.layer):
-            matrices = {name: _count(layer.get_submodule(path).weight) for name, path in ENCODER_MATRICES.items()}
+        for index, layer in enumerate(encoder_layers(base)):
+            matrices = {
+                name: {**_count(layer.get_submodule(path).weight), "role": linear_role(path)}
+                for name, path in layer_matrices(layer).items()
+            }
             layers.append({"layer": index, "matrices": matrices, **_sum_counts(matrices.values())})
         encoder = _sum_counts(layers)
+        roles = {
+            role: _sum_counts(m for layer in layers for m in layer["matrices"].values() if m["role"] == role)
+            for role in ROLES
+        }
         others = {}
         for name in ("word_embeddings", "position_embeddings", "token_type_embeddings"):
             module = getattr(base.embeddings, name, None)
             if module is not None:
                 others[f"embeddings.{name}"] = _count(module.weight)
         if getattr(base, "pooler", None) is not None:
-            others["pooler"] = _count(base.pooler.dense.weight)
+            others["pooler"] = _count(_pooler_linear(base.pooler).weight)
         for name in ("classifier", "qa_outputs"):
             head = getattr(model, name, None)
             if isinstance(head, nn.Linear):
@@ -745,6 +808,7 @@ def sparsity_report(model: nn.Module) -> dict:
     return {
         "layers": layers,
         "encoder": encoder,
+        "roles": roles,
         "others": others,
         "parameters": {"total": total, "zeros": zeros, "remaining": total - zeros},
     }
@@ -772,7 +836,7 @@ def _sum_counts(counts) -> dict:
 
 def format_sparsity_report(report: dict) -> str:
     """`sparsity_report` as a text table: sparsity (%) per layer and matrix, then encoder and parameter totals."""
-    names = list(ENCODER_MATRICES)
+    names = list(report["layers"][0]["matrices"])
     widths = [max(len(name), 6) for name in names]
     header = "layer  " + "  ".join(f"{name:>{w}}" for name, w in zip(names, widths, strict=True)) + "     all"
     lines = [header]
@@ -786,6 +850,14 @@ def format_sparsity_report(report: dict) -> str:
         f"encoder sparsity: {100 * encoder['sparsity']:.2f}% ({encoder['zeros']:,} of {encoder['total']:,} weights "
         f"are zero; {encoder['total'] - encoder['zeros']:,} remain)"
     )
+    roles = report.get("roles", {})
+    if roles:
+        by_role = ", ".join(
+            f"{role.replace('_', ' ')} {100 * counts['sparsity']:.1f}%"
+            for role, counts in roles.items()
+            if counts["total"]
+        )
+        lines.append(f"by role: {by_role}")
     pruned_others = [
         f"{name} {100 * c['sparsity']:.1f}%" for name, c in report["others"].items() if round(100 * c["sparsity"], 1)
     ]

@@ -1,0 +1,101 @@
+"""The `bermo` commands on checkpoints of other families: `convert`, `train` (and `--baseline`), `inspect` and
+`predict` on tiny random RoBERTa, DeBERTa-v3, ModernBERT, ELECTRA, DistilBERT, ALBERT and MPNet checkpoints; and
+`convert` on an unsupported model type."""
+
+import json
+from pathlib import Path
+
+import pytest
+from transformers import AutoConfig, AutoModelForSequenceClassification, GPT2Config
+
+import bermo_hf
+from bermo_hf.cli import main as bermo
+
+from .families import TINY_FAMILIES, tiny_tokenizer
+from .test_training import SENTENCES, write_tsv
+
+FAMILIES = [
+    family
+    for family in TINY_FAMILIES
+    if family.id in ("roberta", "deberta-v3", "modernbert", "electra", "distilbert", "albert", "mpnet")
+]
+
+
+def run_bermo(capsys, *argv) -> tuple[int, str, str]:
+    status = bermo([str(arg) for arg in argv])
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def save_plain_checkpoint(folder: Path, family) -> Path:
+    """A tiny random checkpoint of the family's own sequence classifier, with a WordPiece tokenizer."""
+    plain_type = bermo_hf.family_of(family.model_type).model_type
+    config = AutoConfig.for_model(plain_type, **family.settings)
+    AutoModelForSequenceClassification.from_config(config).save_pretrained(folder)
+    tiny_tokenizer(family, folder)
+    return folder
+
+
+@pytest.mark.parametrize("family", FAMILIES, ids=lambda family: family.id)
+def test_convert_inspect_and_predict_work_for_the_family(family, tmp_path, capsys):
+    source = save_plain_checkpoint(tmp_path / "plain", family)
+    out = tmp_path / "bermo"
+    status, _, err = run_bermo(capsys, "convert", source, out, "--labels", "neg,pos")
+    assert status == 0, err
+    config = json.loads((out / "config.json").read_text())
+    model_class = bermo_hf.family_of(family.model_type).model_class("sequence-classification")
+    assert config["model_type"] == family.model_type and config["architectures"] == [model_class.__name__]
+    assert (
+        "A [BERMo](" in (out / "README.md").read_text()
+        and bermo_hf.family_of(family.model_type).name in (out / "README.md").read_text()
+    )
+    status, stdout, err = run_bermo(capsys, "inspect", out, "--json")
+    assert status == 0, err
+    assert len(json.loads(stdout)["weights"]) == 4
+    status, stdout, err = run_bermo(capsys, "predict", out, "a gripping film", "the plot is thin", "--json")
+    assert status == 0, err
+    predictions = [json.loads(line) for line in stdout.splitlines()]
+    assert len(predictions) == 2 and {prediction["label"] for prediction in predictions} <= {"neg", "pos"}
+
+
+@pytest.mark.parametrize("family", FAMILIES[:3], ids=lambda family: family.id)
+@pytest.mark.parametrize("baseline", [False, True], ids=["bermo", "baseline"])
+def test_train_fine_tunes_the_familys_model(family, baseline, tmp_path, capsys):
+    source = save_plain_checkpoint(tmp_path / "plain", family)
+    train = write_tsv(tmp_path / "train.tsv", SENTENCES)
+    argv = ["train", "--model_name_or_path", source, "--train_file", train, "--output_dir", tmp_path / "out"]
+    argv += ["--max_steps", "2", "--per_device_train_batch_size", "4", "--report_to", "none", "--save_strategy", "no"]
+    status, _, err = run_bermo(capsys, *argv, *(["--baseline"] if baseline else []))
+    assert status == 0, err
+    config = json.loads((tmp_path / "out" / "config.json").read_text())
+    plain_type = bermo_hf.family_of(family.model_type).model_type
+    assert config["model_type"] == (plain_type if baseline else family.model_type)
+
+
+def test_convert_refuses_an_unsupported_model_type_in_one_line_and_writes_nothing(tmp_path, capsys):
+    GPT2Config(n_layer=1, n_embd=32, n_head=4, vocab_size=100).save_pretrained(tmp_path / "gpt2")
+    status, _, err = run_bermo(capsys, "convert", tmp_path / "gpt2", tmp_path / "out")
+    assert status == 1 and "Traceback" not in err
+    (line,) = [line for line in err.splitlines() if line.startswith("bermo ")]
+    assert "model type 'gpt2' is not supported by BERMo; supported families: BERT (bert), RoBERTa (roberta)" in line
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("family", FAMILIES, ids=lambda family: family.id)
+def test_prune_reaches_the_target_sparsity_on_the_encoders_linear_layers_only(family, tmp_path, capsys):
+    source = save_plain_checkpoint(tmp_path / "plain", family)
+    train = write_tsv(tmp_path / "train.tsv", SENTENCES)
+    argv = ["prune", "--model_name_or_path", source, "--train_file", train, "--output_dir", tmp_path / "out"]
+    argv += ["--method", "magnitude", "--final_sparsity", "0.5", "--warmup_steps_pruning", "1", "--max_steps", "3"]
+    argv += ["--per_device_train_batch_size", "4", "--report_to", "none", "--use_cpu", "true"]
+    status, _, err = run_bermo(capsys, *argv)
+    assert status == 0, err
+    report = json.loads((tmp_path / "out" / "pruning_report.json").read_text())["sparsity"]
+    assert report["encoder"]["sparsity"] == pytest.approx(0.5, abs=0.01)
+    assert all(
+        counts["sparsity"] == pytest.approx(0.5, abs=0.01) for counts in report["roles"].values() if counts["total"]
+    )
+    assert {role for role, counts in report["roles"].items() if counts["total"]} == {
+        "attention_in", "attention_out", "feed_forward_in", "feed_forward_out"
+    }  # fmt: skip
+    assert all(counts["sparsity"] < 0.05 for counts in report["others"].values())  # embeddings, pooler, head untouched
