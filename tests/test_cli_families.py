@@ -99,3 +99,38 @@ def test_prune_reaches_the_target_sparsity_on_the_encoders_linear_layers_only(fa
         "attention_in", "attention_out", "feed_forward_in", "feed_forward_out"
     }  # fmt: skip
     assert all(counts["sparsity"] < 0.05 for counts in report["others"].values())  # embeddings, pooler, head untouched
+
+
+@pytest.mark.parametrize(
+    ("family_id", "mode"),
+    [("roberta", "finetune"), ("modernbert", "frozen")],
+    ids=["roberta-finetune", "modernbert-frozen"],
+)
+def test_probe_compares_the_familys_plain_model_with_its_bermo_variant(family_id, mode, tmp_path, capsys):
+    from .test_probing import FIXTURE_TASKS, write_senteval_file
+
+    family = next(family for family in FAMILIES if family.id == family_id)
+    source = save_plain_checkpoint(tmp_path / "plain", family)
+    data_dir = tmp_path / "probing"
+    data_dir.mkdir()
+    for task in FIXTURE_TASKS:
+        write_senteval_file(data_dir / f"{task}.txt", task)
+    argv = ["probe", "--model_name_or_path", source, "--data_dir", data_dir, "--output_dir", tmp_path / "out"]
+    argv += ["--mode", mode, "--tasks", "past_present"]
+    if mode == "finetune":
+        argv += [
+            "--num_train_epochs",
+            "1",
+            "--batch_size",
+            "16",
+            "--max_train_samples",
+            "24",
+            "--max_eval_samples",
+            "8",
+        ]
+    else:
+        argv += ["--probe_c", "1.0", "--probe_max_iter", "100"]
+    status, _, err = run_bermo(capsys, *argv)
+    assert status == 0, err
+    entry = json.loads((tmp_path / "out" / "probe_results.json").read_text())["tasks"]["past_present"]
+    assert {"bert", "bermo"} <= set(entry) and len(entry["layer_weights"]["weights"]) == 4
