@@ -606,6 +606,13 @@ class BermoHeadMixin(BermoMixin):
 # BERT
 
 
+class BermoPreTrainedModel(BermoMixin, bert.BertPreTrainedModel):
+    """Base class for BERT-based BERMo models of your own (as in bermo-hf 0.1): BERT's weight initialization and
+    loading, plus the mix's. Build the body with `BermoModel(config)`."""
+
+    config_class = BermoConfig
+
+
 class BermoModel(BermoBaseModelMixin, bert.BertModel):
     """BERT whose outputs are read from a learned scalar mix of every depth (see [`BermoBaseModelMixin`]):
     `last_hidden_state` is the mixed sequence and `pooler_output` BERT's pooler on it."""
