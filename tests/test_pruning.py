@@ -727,6 +727,10 @@ def test_prune_command_resumes_an_interrupted_run_to_the_same_model(tmp_path, ca
     last_line = capsys.readouterr().err.strip().splitlines()[-1]
     assert last_line.startswith("bermo prune: interrupted; ") and "newest: checkpoint-4" in last_line
     assert not (interrupted / "model.safetensors").exists()
+    # The checkpoint bermo prune kept is a clean model; the pruning state lies beside it.
+    _, info = BermoForSequenceClassification.from_pretrained(interrupted / "checkpoint-4", output_loading_info=True)
+    assert not any(info.values()), info
+    assert (interrupted / "checkpoint-4" / PRUNING_STATE_FILE).is_file()
 
     assert prune.main(prune_argv(tiny_checkpoint, interrupted, *flags, "--resume_from_checkpoint", "last")) == 0
     expected, actual = load_file(straight / "model.safetensors"), load_file(interrupted / "model.safetensors")
