@@ -7,6 +7,9 @@ from pathlib import Path
 from typing import NamedTuple
 
 TINY = dict(vocab_size=100, hidden_size=32, num_hidden_layers=3, num_attention_heads=4, intermediate_size=37)
+MODERNBERT = dict(
+    TINY, max_position_embeddings=64, pad_token_id=0, bos_token_id=2, eos_token_id=3, cls_token_id=2, sep_token_id=3
+)
 
 
 class TinyFamily(NamedTuple):
@@ -107,34 +110,15 @@ TINY_FAMILIES = (
     TinyFamily(
         "modernbert",
         "bermo-modernbert",
-        dict(
-            TINY,
-            max_position_embeddings=64,
-            pad_token_id=0,
-            bos_token_id=2,
-            eos_token_id=3,
-            cls_token_id=2,
-            sep_token_id=3,
-            global_attn_every_n_layers=2,
-            local_attention=4,
-        ),
+        dict(MODERNBERT, global_attn_every_n_layers=2, local_attention=4),
         "final_norm",
         mix_enters_input=True,
         token_types=False,
     ),
-    TinyFamily(
+    TinyFamily(  # heads that pool by mean read the whole sequence
         "modernbert-mean",
         "bermo-modernbert",
-        dict(
-            TINY,
-            max_position_embeddings=64,
-            pad_token_id=0,
-            bos_token_id=2,
-            eos_token_id=3,
-            cls_token_id=2,
-            sep_token_id=3,
-            classifier_pooling="mean",
-        ),
+        dict(MODERNBERT, classifier_pooling="mean"),
         "final_norm",
         mix_enters_input=True,
         token_types=False,
