@@ -40,7 +40,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter
     )
-    parser.add_argument("--model", default=bench_common.MINILM, help="BERT folder to start from (default: MiniLM-L6)")
+    parser.add_argument(
+        "--model",
+        default=bench_common.MINILM,
+        help="checkpoint to start from: a folder of any supported family, minilm or mpnet-base (default: minilm)",
+    )
     parser.add_argument(
         "--data_dir",
         default=str(DEFAULT_DATA_DIR),

@@ -70,7 +70,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter
     )
-    parser.add_argument("--model", default=bench_common.MINILM, help="BERT folder to start from (default: MiniLM-L6)")
+    parser.add_argument(
+        "--model",
+        default=bench_common.MINILM,
+        help="checkpoint to start from: a folder of any supported family, minilm or mpnet-base (default: minilm)",
+    )
     parser.add_argument("--task", choices=list(TASK_COLUMNS), default="sst2", help="GLUE task (default sst2)")
     parser.add_argument("--data_dir", help="folder with the task's train.tsv and dev.tsv (default ../shared/data/TASK)")
     parser.add_argument(
