@@ -527,7 +527,7 @@ class BermoBaseModelMixin(BermoMixin):
         return _restore_hidden_states(outputs, lambda: self._plain_last_hidden_state(call))
 
 
-def _restore_hidden_states(outputs, plain_last_hidden_state) -> None:
+def _restore_hidden_states(outputs, plain_last_hidden_state):
     """Puts the plain model's own last entry back where transformers' output collection put the mix.
 
     transformers 5.x collects `hidden_states` with hooks and then ties the last entry to `last_hidden_state`, which
