@@ -984,8 +984,10 @@ class BermoMPNetForMultipleChoice(BermoHeadMixin, mpnet.MPNetForMultipleChoice):
 
 
 class BermoAlbertModel(BermoBaseModelMixin, albert.AlbertModel):
-    """ALBERT whose outputs are read from the layer mix (see [`BermoBaseModelMixin`]). Each run of the shared
-    layers is a depth of its own, as in ALBERT's hidden states."""
+    """ALBERT whose outputs are read from the layer mix (see [`BermoBaseModelMixin`]). Each run of a shared layer
+    group is a depth of its own: `num_hidden_layers` runs, as in ALBERT's hidden states for every released checkpoint
+    (`inner_group_num=1`). With `inner_group_num > 1`, transformers 5 returns one hidden state per inner layer, so the
+    mix's depth j is then not `hidden_states[j]`."""
 
     config_class = BermoAlbertConfig
 
