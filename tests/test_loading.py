@@ -165,3 +165,33 @@ def test_a_folder_saved_by_bermo_0_1_loads_to_identical_outputs(task, auto_class
     torch.testing.assert_close(outputs.logits, torch.tensor(expected["outputs"][task]["logits"]), rtol=0, atol=1e-6)
     for ours, theirs in zip(outputs.hidden_states, expected["outputs"][task]["hidden_states"], strict=True):
         torch.testing.assert_close(ours, torch.tensor(theirs), rtol=0, atol=1e-6)
+
+
+def test_joining_mpnet_parts_writes_only_its_folder_and_keeps_the_users_files(tmp_path, monkeypatch):
+    """`mpnet_base_path` joins the parts in a staging folder and moves only its own folder into the cache: a user's
+    file there stays, no joined zip is left behind, and a second call reads the cache."""
+    import io
+    import zipfile
+
+    from bermo_hf import pretrained
+
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr("all-mpnet-base-v2/config.json", "{}")
+        zipped.writestr("all-mpnet-base-v2/model.safetensors", "weights")
+    data, parts = archive.getvalue(), []
+    for index in range(5):
+        part = tmp_path / "parts" / f"part{index}"
+        part.parent.mkdir(exist_ok=True)
+        part.write_bytes(data[index * len(data) // 5 : (index + 1) * len(data) // 5])
+        parts.append(part)
+    monkeypatch.setattr(pretrained, "_mpnet_part", lambda package, index: parts[index - 1])
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "notes.txt").write_text("mine")
+    folder = pretrained.mpnet_base_path(cache)
+    assert folder == cache / "all-mpnet-base-v2" and (folder / "model.safetensors").read_text() == "weights"
+    assert sorted(path.name for path in cache.iterdir()) == ["all-mpnet-base-v2", "notes.txt"]
+    assert (cache / "notes.txt").read_text() == "mine"
+    monkeypatch.setattr(pretrained, "_mpnet_part", lambda package, index: pytest.fail("the cache was not used"))
+    assert pretrained.mpnet_base_path(cache) == folder

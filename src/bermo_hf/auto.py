@@ -13,10 +13,7 @@ Named after transformers' `AutoModelFor...` and PEFT's `AutoPeftModelFor...`:
 
 from transformers import PretrainedConfig
 
-from .modeling_bermo import BermoFamily, family_of
-
-# Keyword arguments of `from_pretrained` that say where and how to read a checkpoint's files.
-_HUB_KWARGS = ("cache_dir", "force_download", "local_files_only", "proxies", "revision", "subfolder", "token")
+from .modeling_bermo import _HUB_KWARGS, BermoFamily, family_of
 
 
 def checkpoint_family(pretrained_model_name_or_path, **hub_kwargs) -> BermoFamily:
