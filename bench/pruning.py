@@ -182,8 +182,7 @@ def run_one(model_kind: str, seed: int, pruning: dict, args, data, tokenizer, la
     """Fine-tunes one model while pruning it; returns its dev accuracy and sparsity."""
     from transformers import DataCollatorWithPadding, TrainingArguments, set_seed
 
-    from bermo_hf.commands.prune import PruningBermoTrainer
-    from bermo_hf.pruning import PruningArguments, sparsity_report
+    from bermo_hf.pruning import PruningArguments, PruningBermoTrainer, sparsity_report
     from bermo_hf.training import build_compute_metrics
 
     set_seed(seed)

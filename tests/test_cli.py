@@ -283,7 +283,7 @@ def test_inspect_of_plain_bert_and_predict_without_texts(tiny_bert, capsys):
 
 def test_demo_end_to_end_on_a_tiny_bert(tiny_bert, tmp_path, capsys, monkeypatch):
     """The demo's steps, with a tiny BERT standing in for all-MiniLM-L6-v2 (the real run is timed in docs/cli.md)."""
-    from bermo_hf.commands import demo
+    from bermo_hf import demo
 
     monkeypatch.setattr(demo, "pretrained_bert_path", lambda: str(tiny_bert))
     out = tmp_path / "demo"

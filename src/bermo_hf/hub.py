@@ -256,11 +256,13 @@ def write_model_card(
     *,
     tags: list[str] | None = None,
     info: ModelCardInfo | None = None,
+    metadata: dict | None = None,
 ) -> Path:
     """Writes BERMo's model card into `save_directory/README.md`, merged (`merge_model_card`, with `tags` added) into
     the card already there, or into `existing` when given (e.g. the card on the Hub); and, when matplotlib is
     installed and `save_directory` is not a `Trainer` checkpoint folder (`checkpoint-STEP`), `layer_weights.png`.
-    `info` replaces the card information attached to the model (`model_card_info`). Returns the card's path.
+    `info` replaces the card information attached to the model (`model_card_info`); `metadata` (e.g. `language`,
+    `license`) is set in the card's YAML header last. Returns the card's path.
 
     Call it after `model.save_pretrained(save_directory)`, which writes no card; calling it again updates BERMo's
     section in place."""
@@ -272,7 +274,10 @@ def write_model_card(
     draw_chart = layer_weights is not None and not _CHECKPOINT_FOLDER.match(save_directory.name)
     chart_written = draw_chart and save_layer_weights_chart(layer_weights, save_directory / CHART_FILENAME)
     card = build_model_card(model, info, chart_filename=CHART_FILENAME if chart_written else None)
-    merge_model_card(existing, card, tags=tags).save(card_path)
+    card = merge_model_card(existing, card, tags=tags)
+    for key, value in (metadata or {}).items():
+        card.data[key] = value
+    card.save(card_path)
     return card_path
 
 

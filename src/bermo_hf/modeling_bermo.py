@@ -147,24 +147,25 @@ class BermoLayerMix(nn.Module):
         for real tokens) is used by the layer norm only; with `first_token_only`, only position 0 of each depth is
         mixed.
 
-        The parameters are read inside a call of the module, so that the hooks that place or load them (accelerate's
-        `device_map`, offloading) run first."""
-        return self(_running_mix=(attention_mask, first_token_only))
+        The weights and gamma are read through a call of the module (`forward()` without depths), so that the hooks
+        that place or load them (accelerate's `device_map`, offloading) run first."""
+        return RunningMix(self, self(), attention_mask, first_token_only)
+
+    def coefficients(self) -> torch.Tensor:
+        """What the mix applies, as one float32 vector of `num_depths + 1`: `normalized_weights()` then `gamma`."""
+        return torch.cat([self.normalized_weights(), self.gamma.float().reshape(1)])
 
     def forward(
         self,
         depth_states: list[torch.Tensor] | None = None,
         attention_mask: torch.Tensor | None = None,
         first_token_only: bool = False,
-        _running_mix: tuple | None = None,
     ) -> torch.Tensor:
         """Mixes `num_depths` tensors of shape `(batch, seq, hidden)` (only position 0 of each with
-        `first_token_only`) and returns the mixed tensor. (`_running_mix` is `start()`'s way in.)"""
-        if _running_mix is not None:
-            return RunningMix(self, *_running_mix)
+        `first_token_only`) and returns the mixed tensor. Without `depth_states`, returns `coefficients()`."""
         if depth_states is None:
-            raise TypeError("BermoLayerMix needs depth_states (or use start() to feed one depth at a time).")
-        mix = RunningMix(self, attention_mask, first_token_only)
+            return self.coefficients()
+        mix = RunningMix(self, self.coefficients(), attention_mask, first_token_only)
         for state in depth_states:
             mix.add(state)
         return mix.result()
@@ -175,16 +176,21 @@ class BermoLayerMix(nn.Module):
 
 class RunningMix:
     """`gamma * sum_j s_j * h_j`, fed one depth at a time: a depth is added as soon as it exists and is then free to
-    go. Made by `BermoLayerMix.start()`; one per forward pass, never shared."""
+    go. Made by `BermoLayerMix.start()` from the mix's `coefficients()`; one per forward pass, never shared."""
 
-    def __init__(self, mix: BermoLayerMix, attention_mask: torch.Tensor | None, first_token_only: bool):
+    def __init__(
+        self,
+        mix: BermoLayerMix,
+        coefficients: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        first_token_only: bool,
+    ):
         if mix.layer_norm and attention_mask is not None and attention_mask.dim() != 2:
             shape = tuple(attention_mask.shape)
             raise ValueError(f"layer_mix_layer_norm needs a (batch, seq) attention_mask of 0/1, got shape {shape}.")
         self.num_depths = mix.num_depths
         self.layer_norm = mix.layer_norm
-        self.weights = mix.normalized_weights()
-        self.gamma = mix.gamma
+        self.weights, self.gamma = coefficients[:-1], coefficients[-1]
         self.attention_mask = attention_mask
         self.first_token_only = first_token_only
         self.depths_added = 0

@@ -1,14 +1,21 @@
-"""Output folders are never wiped: a non-empty one is refused unless the caller says to write into it, and even then
-only the files written are replaced.
+"""Output folders and files: claiming a folder, and writing files so that each appears whole or not at all.
 
-Final files are written into a hidden staging folder inside the output folder and then renamed into place one by one,
-so they appear complete or not at all; the output folder itself is never removed or renamed, whatever it is (the
-working directory, the home folder ...). Checkpoints are written straight into it by the `Trainer`.
+Output folders are never wiped: a non-empty one is refused unless the caller says to write into it (`check_output_dir`,
+`prepare_output_dir`), and even then only the files written are replaced.
+
+Final files are written into a hidden staging folder inside the output folder and then renamed into place one by one
+(`final_files_written_atomically`), so they appear complete or not at all; the output folder itself is never removed
+or renamed, whatever it is (the working directory, the home folder ...). A single file outside such a step (a cache
+entry) is written beside its place and renamed into it (`write_file_atomically`). Checkpoints are written straight
+into the output folder by the `Trainer`.
+
+This module is the one place of the package that renames files into place.
 """
 
 import os
 import shutil
-from collections.abc import Iterator
+import tempfile
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -42,6 +49,23 @@ def check_output_dir(output_dir: str | Path, overwrite: bool, resuming: bool = F
             f"the files this command writes are replaced, nothing else is removed){advice}, or choose another output "
             "folder."
         )
+
+
+def write_file_atomically(path: str | Path, write: Callable[[Path], None]) -> Path:
+    """Runs `write(staging_path)` on a hidden file beside `path` (in the same folder, created if missing), then renames
+    it to `path`: `path` is the complete new file or what it was before, never half a file. When `write` fails, the
+    staging file is removed and nothing else is touched. Returns `path`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, staging = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
+    os.close(descriptor)
+    try:
+        write(Path(staging))
+        os.replace(staging, path)
+    except BaseException:
+        Path(staging).unlink(missing_ok=True)
+        raise
+    return path
 
 
 def prepare_output_dir(output_dir: str | Path, overwrite: bool, resuming: bool = False) -> bool:

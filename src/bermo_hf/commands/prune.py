@@ -12,7 +12,6 @@ load as BERMo or BERT with the masks applied, and `--resume_from_checkpoint` con
 final model is kept, never the best one: an earlier checkpoint would be less sparse.
 """
 
-import json
 import logging
 import sys
 from pathlib import Path
@@ -20,23 +19,15 @@ from pathlib import Path
 from ..checkpoints import resolve_checkpoint_to_resume
 from ..errors import BermoUsageError
 from ..output_folders import prepare_training_output_dir
-from ..pruning import PruningArguments, PruningTrainer, format_sparsity_report, sparsity_report
-from ..training import (
-    BermoTrainer,
-    DataArguments,
-    ModelArguments,
-    build_trainer,
-    eval_scores,
-    take_label_names_as_class_names,
-    train_and_evaluate,
+from ..pruning import (
+    REPORT_FILENAME,
+    PruningArguments,
+    build_pruning_trainer,
+    format_sparsity_report,
+    prune_and_evaluate,
 )
+from ..training import DataArguments, ModelArguments, take_label_names_as_class_names
 from ._common import checkpoints_kept_on_interrupt, output_folder_argument_classes, reports_usage_errors
-
-REPORT_FILENAME = "pruning_report.json"
-
-
-class PruningBermoTrainer(PruningTrainer, BermoTrainer):
-    """`bermo train`'s `BermoTrainer` (layer mix in its own optimizer group, BERMo model card) that also prunes."""
 
 
 def parse_arguments(argv: list[str]):
@@ -64,45 +55,6 @@ def parse_arguments(argv: list[str]):
     overwrite = any(getattr(args, "overwrite_output_dir", False) for args in (training_args, *output_args))
     take_label_names_as_class_names(data_args, training_args)
     return model_args, data_args, pruning_args, training_args, overwrite
-
-
-def build_pruning_trainer(
-    model_args: ModelArguments,
-    data_args: DataArguments,
-    pruning_args: PruningArguments,
-    training_args,
-) -> PruningBermoTrainer:
-    """Everything `bermo prune` does before training: `bermo train`'s data, model, metrics and callbacks (see
-    `training.build_trainer`), in a `PruningBermoTrainer` that attaches the pruning masks to the model.
-
-    `trainer.label_space` holds the `LabelSpace`, `trainer.pruner` the `Pruner`."""
-    return build_trainer(
-        model_args, data_args, training_args, trainer_class=PruningBermoTrainer, pruning_args=pruning_args
-    )
-
-
-def prune_and_evaluate(trainer: PruningBermoTrainer, resume_from_checkpoint: str | None = None) -> dict:
-    """Trains while pruning, evaluates the pruned model, saves it with `metrics.json` (see
-    `training.train_and_evaluate`) and writes `pruning_report.json` into `trainer.args.output_dir`.
-
-    `resume_from_checkpoint`: a checkpoint saved during pruning, whose masks, scores and schedule position it
-    continues from. Returns the report: the settings, `sparsity_report` of the saved model and the dev metrics."""
-    metrics = train_and_evaluate(trainer, resume_from_checkpoint=resume_from_checkpoint)
-    model = trainer.accelerator.unwrap_model(trainer.model)
-    report = {
-        "method": trainer.pruner.args.method,
-        "settings": {key: value for key, value in vars(trainer.pruner.args).items()},
-        "max_steps": trainer.state.max_steps,
-        "model_type": metrics.get("model_type"),
-        "sparsity": sparsity_report(model),
-        "eval_metrics": eval_scores(metrics),
-    }
-    if trainer.is_world_process_zero():
-        path = Path(trainer.args.output_dir, REPORT_FILENAME)
-        written = path.with_name(f".{REPORT_FILENAME}.partial")
-        written.write_text(json.dumps(report, indent=2) + "\n")
-        written.replace(path)
-    return report
 
 
 @reports_usage_errors("prune")

@@ -9,7 +9,6 @@ sentences, so that a second run with other probe settings does not run the model
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from ..output_folders import write_file_atomically
 from .data import TaskData
 
 
@@ -107,17 +107,5 @@ def cached_depth_features(
             )
             for split, sentences in data.sentences.items()
         }
-        _atomic_write(cache_file, lambda path: torch.save(stored, path))
+        write_file_atomically(cache_file, lambda path: torch.save(stored, path))
     return {split: features.float() for split, features in stored.items()}
-
-
-def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, staging = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(descriptor)
-    try:
-        write(Path(staging))
-        os.replace(staging, path)
-    except BaseException:
-        Path(staging).unlink(missing_ok=True)
-        raise

@@ -9,12 +9,12 @@ per-group and overall averages. `format_markdown` and `plot_heatmap` render it; 
 import json
 import os
 import statistics
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from ..layer_weights import LayerWeights
+from ..output_folders import final_files_written_atomically
 from .data import GROUPS, SENTEVAL_TASKS
 
 RESULTS_JSON = "probe_results.json"
@@ -149,20 +149,17 @@ def _depth_names(num_depths: int) -> list[str]:
 
 
 def write_outputs(report: dict, output_dir: str | os.PathLike) -> dict[str, Path]:
-    """Writes the JSON, markdown and heat-map of `report` into `output_dir`; each file appears whole or not at all."""
+    """Writes the JSON, markdown and heat-map (with matplotlib) of `report` into `output_dir`, staged and renamed into
+    place together (`output_folders.final_files_written_atomically`): each file appears whole or not at all, and
+    nothing else in `output_dir` is touched. Returns the written files by name."""
     output_dir = Path(output_dir)
     writers = {
         RESULTS_JSON: lambda path: Path(path).write_text(json.dumps(report, indent=2) + "\n"),
         RESULTS_MARKDOWN: lambda path: Path(path).write_text(format_markdown(report)),
         HEATMAP_PNG: lambda path: plot_heatmap(report, path),
     }
-    output_dir.mkdir(parents=True, exist_ok=True)
-    written = {}
-    with tempfile.TemporaryDirectory(dir=output_dir, prefix=".probe-") as staging:
+    with final_files_written_atomically(output_dir, merged_files=()) as staging:
         for name, write in writers.items():
-            write(Path(staging) / name)
-        for name in writers:
-            if (Path(staging) / name).is_file():
-                written[name] = output_dir / name
-                os.replace(Path(staging) / name, written[name])
+            write(staging / name)
+        written = {name: output_dir / name for name in writers if (staging / name).is_file()}
     return written

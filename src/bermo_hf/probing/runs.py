@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 
 from ..errors import ProbingError
 from ..layer_weights import LayerWeights
+from ..output_folders import check_output_dir
 from .data import TaskData, load_senteval, senteval_task
 from .features import cached_depth_features, checkpoint_fingerprint
 from .probes import ProbeResult, fit_depth_probe, fit_mix_probe
@@ -40,6 +41,13 @@ class ProbingArguments:
     data_dir: str = field(metadata={"help": "Folder holding SentEval probing files (past_present.txt, ...)."})
     output_dir: str | None = field(
         default=None, metadata={"help": f"Where {RESULTS_MARKDOWN}, {RESULTS_JSON} and {HEATMAP_PNG} go."}
+    )
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={
+            "help": "Write into a non-empty --output_dir (e.g. a rerun that reuses its feature cache): only the files "
+            "written are replaced, nothing else is removed."
+        },
     )
     mode: Literal["finetune", "frozen"] = field(
         default="finetune",
@@ -262,7 +270,10 @@ def _reported_as_probing_error(model_name_or_path: str):
 
 def run_probing(args: ProbingArguments) -> dict:
     """Reads the SentEval files, probes every task in `args.mode`, writes the outputs to `args.output_dir` (when
-    set) and returns the report (see `summarize`). Every file is read and checked before any model runs."""
+    set) and returns the report (see `summarize`). Every file is read and checked, and a non-empty `args.output_dir`
+    refused unless `args.overwrite_output_dir`, before any model runs."""
+    if args.output_dir:
+        check_output_dir(args.output_dir, args.overwrite_output_dir)
     tasks = load_senteval(args.data_dir, args.tasks, args.max_train_samples, args.max_eval_samples, args.seed)
     task_results = run_frozen(args, tasks) if args.mode == "frozen" else run_finetune(args, tasks)
     report = summarize(task_results, args.mode, asdict(args))
