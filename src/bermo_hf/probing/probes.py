@@ -64,11 +64,7 @@ def fit_mix_probe(
     stays 1 since it only rescales `W`, which the penalty would then mean nothing for. With one depth this is
     `fit_depth_probe`. `C` is selected on `va`. Runs on `device` (default: the GPU when there is one)."""
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    features = {split: x.to(device) for split, x in features.items()}
-    mean = features["tr"].mean(dim=0)
-    std = features["tr"].std(dim=0, unbiased=False)
-    std = torch.where(std > 0, std, torch.ones_like(std))
-    inputs = {split: ((x - mean) / std).unbind(dim=1) for split, x in features.items()}
+    inputs = {split: x.unbind(dim=1) for split, x in _standardized(features, device).items()}
     targets = {split: torch.as_tensor(y, device=device) for split, y in labels.items()}
     num_depths, hidden_size = features["tr"].shape[1:]
 
@@ -76,24 +72,8 @@ def fit_mix_probe(
     for c in c_values:
         torch.manual_seed(seed)
         mix = BermoLayerMix(num_depths).to(device)
-        mix.gamma.requires_grad_(False)
         linear = nn.Linear(hidden_size, num_labels, device=device)
-        nn.init.zeros_(linear.weight)
-        nn.init.zeros_(linear.bias)
-        parameters = [mix.weights, linear.weight, linear.bias]
-        optimizer = torch.optim.LBFGS(
-            parameters, max_iter=max_iter, history_size=20, line_search_fn="strong_wolfe", tolerance_grad=1e-4
-        )
-        penalty = 1.0 / (2 * c * len(targets["tr"]))
-
-        def closure(mix=mix, linear=linear, optimizer=optimizer, penalty=penalty):
-            optimizer.zero_grad()
-            logits = linear(mix(inputs["tr"]))
-            loss = nn.functional.cross_entropy(logits, targets["tr"]) + penalty * linear.weight.square().sum()
-            loss.backward()
-            return loss
-
-        optimizer.step(closure)
+        _minimize_probe_objective(mix, linear, inputs["tr"], targets["tr"], c, max_iter)
         with torch.no_grad():
             accuracy = {
                 split: 100 * (linear(mix(inputs[split])).argmax(-1) == targets[split]).float().mean().item()
@@ -103,3 +83,38 @@ def fit_mix_probe(
             weights = [float(w) for w in mix.normalized_weights().detach()]
             best = ProbeResult(accuracy["va"], accuracy["te"], c, weights)
     return best
+
+
+def _minimize_probe_objective(
+    mix: BermoLayerMix, linear: nn.Linear, inputs: Sequence[torch.Tensor], targets: torch.Tensor, c: float, max_iter
+) -> None:
+    """scikit-learn's logistic-regression objective over the mix weights and `linear` (from zero), with L-BFGS."""
+    mix.gamma.requires_grad_(False)
+    nn.init.zeros_(linear.weight)
+    nn.init.zeros_(linear.bias)
+    optimizer = torch.optim.LBFGS(
+        [mix.weights, linear.weight, linear.bias],
+        max_iter=max_iter,
+        history_size=20,
+        line_search_fn="strong_wolfe",
+        tolerance_grad=1e-4,
+    )
+    penalty = 1.0 / (2 * c * len(targets))
+
+    def closure():
+        optimizer.zero_grad()
+        logits = linear(mix(inputs))
+        loss = nn.functional.cross_entropy(logits, targets) + penalty * linear.weight.square().sum()
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+
+
+def _standardized(features: dict[str, torch.Tensor], device) -> dict[str, torch.Tensor]:
+    """Every split's features on `device`, each feature standardized with the `tr` split's mean and deviation."""
+    features = {split: x.to(device) for split, x in features.items()}
+    mean = features["tr"].mean(dim=0)
+    std = features["tr"].std(dim=0, unbiased=False)
+    std = torch.where(std > 0, std, torch.ones_like(std))
+    return {split: (x - mean) / std for split, x in features.items()}

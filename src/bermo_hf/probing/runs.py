@@ -164,29 +164,11 @@ def run_frozen(args: ProbingArguments, tasks: list[TaskData]) -> dict[str, dict]
 # ------------------------------------------------------------------------------------------------- finetune mode
 
 
-def finetune_task(
-    data: TaskData, args: ProbingArguments, baseline: bool, tokenizer, work_dir: str
-) -> tuple[float, float, LayerWeights | None]:
-    """Fine-tunes BERMo (plain BERT with `baseline`) from `args.model_name_or_path` on `tr` with `bermo train`'s
-    `BermoTrainer`, keeps the epoch best on `va`. Returns the accuracies (%) on `va` (that epoch) and `te`, and the
-    learned layer weights (None for BERT)."""
-    from datasets import Dataset
-    from transformers import TrainingArguments, set_seed
+def _finetune_training_arguments(args: ProbingArguments, work_dir: str):
+    """`finetune_task`'s settings: evaluation every epoch on `va`, the best epoch kept, no other checkpoint."""
+    from transformers import TrainingArguments
 
-    from ..training import BermoTrainer, LabelSpace, ModelArguments, build_compute_metrics, load_model
-
-    def dataset(split):
-        return Dataset.from_dict({"sentence": data.sentences[split], "labels": data.labels[split]}).map(
-            lambda batch: tokenizer(batch["sentence"], truncation=True, max_length=args.max_seq_length),
-            batched=True,
-            remove_columns=["sentence"],
-        )
-
-    label_space = LabelSpace(list(data.label_names), False, {i: i for i in range(data.num_labels)})
-    set_seed(args.seed)
-    with _reported_as_probing_error(args.model_name_or_path):
-        model = load_model(ModelArguments(args.model_name_or_path, baseline=baseline), label_space)
-    training_args = TrainingArguments(
+    return TrainingArguments(
         output_dir=work_dir,
         eval_strategy="epoch",
         save_strategy="epoch",
@@ -206,6 +188,31 @@ def finetune_task(
         report_to="none",
         dataloader_pin_memory=torch.cuda.is_available(),
     )
+
+
+def finetune_task(
+    data: TaskData, args: ProbingArguments, baseline: bool, tokenizer, work_dir: str
+) -> tuple[float, float, LayerWeights | None]:
+    """Fine-tunes BERMo (plain BERT with `baseline`) from `args.model_name_or_path` on `tr` with `bermo train`'s
+    `BermoTrainer`, keeps the epoch best on `va`. Returns the accuracies (%) on `va` (that epoch) and `te`, and the
+    learned layer weights (None for BERT)."""
+    from datasets import Dataset
+    from transformers import set_seed
+
+    from ..training import BermoTrainer, LabelSpace, ModelArguments, build_compute_metrics, load_model
+
+    def dataset(split):
+        return Dataset.from_dict({"sentence": data.sentences[split], "labels": data.labels[split]}).map(
+            lambda batch: tokenizer(batch["sentence"], truncation=True, max_length=args.max_seq_length),
+            batched=True,
+            remove_columns=["sentence"],
+        )
+
+    label_space = LabelSpace(list(data.label_names), False, {i: i for i in range(data.num_labels)})
+    set_seed(args.seed)
+    with _reported_as_probing_error(args.model_name_or_path):
+        model = load_model(ModelArguments(args.model_name_or_path, baseline=baseline), label_space)
+    training_args = _finetune_training_arguments(args, work_dir)
     trainer = BermoTrainer(
         model=model,
         args=training_args,
