@@ -21,11 +21,11 @@ import json
 import math
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import bench_common
+import recipe
 
 MODELS = ("bert", "bermo")
 LABELS = {"bert": "BERT", "bermo": "BERMo"}
@@ -144,97 +144,39 @@ def accuracy(eval_prediction) -> dict:
     return {"accuracy": float((logits.argmax(-1) == labels).mean())}
 
 
-def make_progress_callback(tag: str, max_steps: int):
-    """A `TrainerCallback` that prints one line per dev evaluation, so progress shows in a log file."""
-    from transformers import TrainerCallback
-
-    class Progress(TrainerCallback):
-        def __init__(self):
-            self.start = time.perf_counter()
-
-        def on_evaluate(self, args, state, control, metrics=None, **kwargs):
-            losses = [entry["loss"] for entry in state.log_history if "loss" in entry]
-            loss = f"{losses[-1]:.4f}" if losses else "-"
-            elapsed = time.perf_counter() - self.start
-            print(
-                f"[{tag}] step {state.global_step:>5}/{max_steps}  dev acc {metrics['eval_accuracy']:.4f}  "
-                f"train loss {loss}  {elapsed:6.0f}s",
-                flush=True,
-            )
-
-    return Progress()
-
-
 def train_one(model_kind: str, seed: int, args, datasets, tokenizer) -> dict:
     """Fine-tunes one model with one seed; returns its curve, accuracies, wall time and (BERMo) layer weights."""
     import torch
-    from transformers import DataCollatorWithPadding, PrinterCallback, TrainingArguments
-
-    from bermo_hf.training import BermoTrainer
 
     mix = {"layer_mix_init": args.layer_mix_init} if model_kind == "bermo" and args.layer_mix_init else {}
     model = bench_common.build_comparable(model_kind, args.model, num_labels=2, seed=seed, **mix)
     device = "cuda" if args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available()) else "cpu"
-    tag = f"{LABELS[model_kind]} seed {seed}"
-    with tempfile.TemporaryDirectory() as output_dir:
-        training_args = TrainingArguments(
-            output_dir=output_dir,
-            max_steps=args.max_steps,
-            per_device_train_batch_size=args.batch_size,
-            per_device_eval_batch_size=64,
-            learning_rate=args.learning_rate,
-            warmup_steps=math.ceil(args.warmup_ratio * args.max_steps),
-            weight_decay=args.weight_decay,
-            lr_scheduler_type="linear",
-            eval_strategy="steps",
-            eval_steps=args.eval_every,
-            logging_steps=args.eval_every,
-            save_strategy="no",
-            report_to="none",
-            seed=seed,
-            data_seed=seed,
-            train_sampling_strategy="random" if args.no_group_by_length else "group_by_length",
-            dataloader_num_workers=0,
-            dataloader_pin_memory=device == "cuda",
-            use_cpu=device == "cpu",
-            bf16=device == "cuda",
-            disable_tqdm=True,
-        )
-        # For BERT, BermoTrainer is the plain Trainer (same parameter groups); for BERMo it adds the mix's own group.
-        trainer = BermoTrainer(
-            model=model,
-            mix_learning_rate=args.mix_learning_rate if model_kind == "bermo" else None,
-            args=training_args,
-            train_dataset=datasets["train"],
-            eval_dataset=datasets["dev"],
-            data_collator=DataCollatorWithPadding(tokenizer),
-            compute_metrics=accuracy,
-            callbacks=[make_progress_callback(tag, args.max_steps)],
-        )
-        trainer.remove_callback(PrinterCallback)  # the progress callback prints one concise line per evaluation
-        start = time.perf_counter()
-        initial = trainer.evaluate()
-        trainer.train()
-        if trainer.state.global_step % args.eval_every:
-            trainer.evaluate()
-        wall_time = time.perf_counter() - start
-        history = trainer.state.log_history
-
-    losses = {entry["step"]: entry["loss"] for entry in history if "loss" in entry}
-    curve = [{"step": 0, "dev_accuracy": initial["eval_accuracy"], "train_loss": None}]
-    curve += [
-        {"step": entry["step"], "dev_accuracy": entry["eval_accuracy"], "train_loss": losses.get(entry["step"])}
-        for entry in history
-        if "eval_accuracy" in entry
-    ]
-    accuracies = [point["dev_accuracy"] for point in curve]
+    trained = recipe.train_with_curve(
+        model,
+        tag=f"{LABELS[model_kind]} seed {seed}",
+        seed=seed,
+        device=device,
+        train_dataset=datasets["train"],
+        eval_dataset=datasets["dev"],
+        tokenizer=tokenizer,
+        compute_metrics=accuracy,
+        mix_learning_rate=args.mix_learning_rate if model_kind == "bermo" else None,
+        max_steps=args.max_steps,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        warmup_steps=math.ceil(args.warmup_ratio * args.max_steps),
+        weight_decay=args.weight_decay,
+        eval_every=args.eval_every,
+        group_by_length=not args.no_group_by_length,
+    )
+    accuracies = [point["dev_accuracy"] for point in trained["curve"]]
     run = {
         "model": model_kind,
         "seed": seed,
-        "curve": curve,
+        "curve": trained["curve"],
         "final_accuracy": accuracies[-1],
         "best_accuracy": max(accuracies),
-        "wall_time_s": wall_time,
+        "wall_time_s": trained["wall_time_s"],
     }
     if device == "cuda":
         run["device"] = torch.cuda.get_device_name(0)

@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 
 import bench_common
+import recipe
 
 MODELS = ("bert", "bermo")
 LABELS = {"bert": "BERT", "bermo": "BERMo"}
@@ -166,16 +167,6 @@ def run_key(model_kind: str, seed: int, pruning: dict, args) -> str:
     """The identity of a run (machine, threads and device excluded): rerunning skips a recorded key."""
     settings = {name: getattr(args, name) for name in TRAINING_SETTINGS}
     return json.dumps({"model_kind": model_kind, "seed": seed, "pruning": pruning, **settings}, sort_keys=True)
-
-
-def resolve_device(choice: str) -> str:
-    import torch
-
-    if choice == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if choice == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("--device cuda: no CUDA device is available")
-    return choice
 
 
 def run_one(model_kind: str, seed: int, pruning: dict, args, data, tokenizer, label_space, device="cpu") -> dict:
@@ -422,7 +413,7 @@ def main(argv: list[str] | None = None) -> int:
     json_path = results_dir / f"{args.name}.json"
     earlier = json.loads(json_path.read_text()) if json_path.is_file() else {}
     recorded = {run["key"]: run for run in earlier.get("runs", []) if "key" in run}
-    device = resolve_device(args.device)
+    device = recipe.resolve_device(args.device)
     payload = {
         "command": command,
         "settings": settings,

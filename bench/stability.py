@@ -34,12 +34,12 @@ import json
 import math
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import bench_common
 import convergence
+import recipe
 
 SHARED_DATA = bench_common.REPO_ROOT.parent / "shared" / "data"
 FAILURE_MARGIN = 0.02
@@ -226,16 +226,6 @@ def majority_share(dataset) -> float:
     return max(labels.count(label) for label in set(labels)) / len(labels)
 
 
-def resolve_device(choice: str) -> str:
-    import torch
-
-    if choice == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if choice == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("--device cuda: no CUDA device is available")
-    return choice
-
-
 def run_machine(device: str) -> dict:
     """The short machine record kept with every run (runs of one grid may come from several machines)."""
     info = bench_common.machine_info()
@@ -267,10 +257,9 @@ def schedule(settings: dict, num_train: int) -> dict:
 
 def train_one(settings: dict, variant: dict, seed: int, data, label_space, tokenizer, device: str) -> dict:
     """Fine-tunes one variant with one seed; returns the run record (curve, accuracies, steps, wall time)."""
-    import torch
-    from transformers import DataCollatorWithPadding, PrinterCallback, TrainingArguments, set_seed
+    from transformers import set_seed
 
-    from bermo_hf.training import BermoTrainer, build_compute_metrics
+    from bermo_hf.training import build_compute_metrics
 
     plan = schedule(settings, len(data["train"]))
     set_seed(seed)
@@ -278,61 +267,24 @@ def train_one(settings: dict, variant: dict, seed: int, data, label_space, token
     model = bench_common.build_comparable(
         variant["model"], settings["checkpoint"], num_labels=label_space.num_labels, seed=seed, **mix
     )
-    tag = f"{settings['task']} {variant['variant']} seed {seed}"
-    with tempfile.TemporaryDirectory() as output_dir:
-        training_args = TrainingArguments(
-            output_dir=output_dir,
-            max_steps=plan["max_steps"],
-            per_device_train_batch_size=settings["batch_size"],
-            per_device_eval_batch_size=64,
-            learning_rate=settings["learning_rate"],
-            warmup_steps=plan["warmup_steps"],
-            weight_decay=settings["weight_decay"],
-            lr_scheduler_type="linear",
-            eval_strategy="steps",
-            eval_steps=plan["eval_every"],
-            logging_steps=plan["eval_every"],
-            save_strategy="no",
-            report_to="none",
-            seed=seed,
-            data_seed=seed,
-            train_sampling_strategy="group_by_length",
-            dataloader_num_workers=0,
-            dataloader_pin_memory=device == "cuda",
-            use_cpu=device == "cpu",
-            bf16=device == "cuda",
-            disable_tqdm=True,
-        )
-        trainer = BermoTrainer(
-            model=model,
-            mix_learning_rate=variant["mix_learning_rate"],
-            args=training_args,
-            train_dataset=data["train"],
-            eval_dataset=data["validation"],
-            processing_class=tokenizer,
-            data_collator=DataCollatorWithPadding(tokenizer),
-            compute_metrics=build_compute_metrics(label_space),
-            callbacks=[convergence.make_progress_callback(tag, plan["max_steps"])],
-        )
-        trainer.remove_callback(PrinterCallback)
-        if device == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        initial = trainer.evaluate()
-        trainer.train()
-        evaluated = [entry["step"] for entry in trainer.state.log_history if "eval_accuracy" in entry]
-        if not evaluated or evaluated[-1] != trainer.state.global_step:
-            trainer.evaluate()
-        wall_time = time.perf_counter() - start
-        history = trainer.state.log_history
-
-    losses = {entry["step"]: entry["loss"] for entry in history if "loss" in entry}
-    curve = [{"step": 0, "dev_accuracy": initial["eval_accuracy"], "train_loss": None}]
-    for entry in history:
-        if "eval_accuracy" in entry and entry["step"] > curve[-1]["step"]:
-            curve.append(
-                {"step": entry["step"], "dev_accuracy": entry["eval_accuracy"], "train_loss": losses.get(entry["step"])}
-            )
+    trained = recipe.train_with_curve(
+        model,
+        tag=f"{settings['task']} {variant['variant']} seed {seed}",
+        seed=seed,
+        device=device,
+        train_dataset=data["train"],
+        eval_dataset=data["validation"],
+        tokenizer=tokenizer,
+        compute_metrics=build_compute_metrics(label_space),
+        mix_learning_rate=variant["mix_learning_rate"],
+        max_steps=plan["max_steps"],
+        batch_size=settings["batch_size"],
+        learning_rate=settings["learning_rate"],
+        warmup_steps=plan["warmup_steps"],
+        weight_decay=settings["weight_decay"],
+        eval_every=plan["eval_every"],
+    )
+    curve = trained["curve"]
     accuracies = [point["dev_accuracy"] for point in curve]
     run = {
         "key": run_key(settings, variant, seed),
@@ -347,8 +299,8 @@ def train_one(settings: dict, variant: dict, seed: int, data, label_space, token
         "final_accuracy": accuracies[-1],
         "best_accuracy": max(accuracies),
         "best_step": curve[accuracies.index(max(accuracies))]["step"],
-        "steps": trainer.state.global_step,
-        "wall_time_s": wall_time,
+        "steps": trained["steps"],
+        "wall_time_s": trained["wall_time_s"],
         "machine": run_machine(device),
     }
     if variant["model"] == "bermo":
@@ -606,7 +558,7 @@ def main(argv: list[str] | None = None) -> int:
     if todo and not args.report_only:
         from transformers import AutoTokenizer
 
-        device = resolve_device(args.device)
+        device = recipe.resolve_device(args.device)
         checkpoint = bench_common.resolve_checkpoint(args.model)
         if checkpoint is None:
             raise SystemExit("stability needs a pretrained checkpoint folder, not bert-base-random")
