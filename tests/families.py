@@ -142,3 +142,89 @@ def tiny_tokenizer(family: TinyFamily, folder: Path):
     tokenizer = BertTokenizerFast(vocab_file=str(vocab_file), model_input_names=names)
     tokenizer.save_pretrained(folder)
     return tokenizer
+
+
+# The kind of tokenizer each family's checkpoints ship: byte-level BPE with RoBERTa's pair encoding (`<s> A </s></s> B
+# </s>`), byte-level BPE with BERT's special tokens (ModernBERT), SentencePiece-style unigram (DeBERTa-v2/v3, ALBERT),
+# WordPiece with RoBERTa's pair encoding (MPNet), or BERT's WordPiece.
+TOKENIZER_KINDS = {
+    "roberta": "byte-level-bpe",
+    "xlm-roberta": "unigram-roberta",
+    "camembert": "unigram-roberta",
+    "modernbert": "byte-level-bpe-bert",
+    "modernbert-mean": "byte-level-bpe-bert",
+    "deberta-v3": "unigram",
+    "deberta-v2-conv": "unigram",
+    "albert": "unigram",
+    "mpnet": "wordpiece-roberta",
+}
+CORPUS = [
+    "the film was great fun",
+    "a lovely , warm story",
+    "the food was awful",
+    "dull and boring plot",
+    "i love this film",
+    "the worst acting",
+    "a gripping and beautifully acted film",
+    "the plot is thin , the jokes fall flat",
+]
+
+
+def family_kind_tokenizer(family: TinyFamily, folder: Path):
+    """A tokenizer of the kind the family's real checkpoints ship (`TOKENIZER_KINDS`; BERT's WordPiece otherwise),
+    trained on a few sentences with `tokenizers` and saved in `folder`; `token_type_ids` only for the families that
+    take them. The checkpoint's `vocab_size` must be at least `len(tokenizer)`."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    kind = TOKENIZER_KINDS.get(family.id)
+    if kind is None:
+        return tiny_tokenizer(family, folder)
+    roberta_style = kind.endswith("roberta") or kind == "byte-level-bpe"
+    specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"] if roberta_style else SPECIAL_TOKENS
+    cls, pad, sep, unk, mask = (specials[i] for i in ((0, 1, 2, 3, 4) if roberta_style else (2, 0, 3, 1, 4)))
+    if kind.startswith("byte-level-bpe"):
+        tokenizer = Tokenizer(models.BPE())
+        tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
+        tokenizer.decoder = decoders.ByteLevel()
+        trainer = trainers.BpeTrainer(
+            vocab_size=300, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+        )
+    elif kind.startswith("unigram"):
+        tokenizer = Tokenizer(models.Unigram())
+        tokenizer.normalizer = normalizers.Lowercase()
+        tokenizer.pre_tokenizer = pre_tokenizers.Metaspace()
+        tokenizer.decoder = decoders.Metaspace()
+        trainer = trainers.UnigramTrainer(vocab_size=60, special_tokens=specials, unk_token=unk)
+    else:
+        tokenizer = Tokenizer(models.WordPiece(unk_token=unk))
+        tokenizer.normalizer = normalizers.BertNormalizer()
+        tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+        tokenizer.decoder = decoders.WordPiece()
+        trainer = trainers.WordPieceTrainer(vocab_size=80, special_tokens=specials)
+    tokenizer.train_from_iterator(CORPUS, trainer)
+    cls_id, sep_id = tokenizer.token_to_id(cls), tokenizer.token_to_id(sep)
+    if roberta_style:
+        tokenizer.post_processor = processors.RobertaProcessing((sep, sep_id), (cls, cls_id))
+    else:
+        second = ":1" if family.token_types else ""  # the second text's token type
+        tokenizer.post_processor = processors.TemplateProcessing(
+            single=f"{cls} $A {sep}",
+            pair=f"{cls} $A {sep} $B{second} {sep}{second}",
+            special_tokens=[(cls, cls_id), (sep, sep_id)],
+        )
+    token_types = family.token_types and not roberta_style
+    names = ["input_ids", "token_type_ids", "attention_mask"] if token_types else ["input_ids", "attention_mask"]
+    wrapped = PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        bos_token=cls,
+        eos_token=sep,
+        cls_token=cls,
+        sep_token=sep,
+        pad_token=pad,
+        unk_token=unk,
+        mask_token=mask,
+        model_input_names=names,
+    )
+    wrapped.save_pretrained(folder)
+    return wrapped

@@ -1,6 +1,7 @@
-"""The `bermo` commands on checkpoints of other families: `convert`, `train` (and `--baseline`), `inspect` and
-`predict` on tiny random RoBERTa, DeBERTa-v3, ModernBERT, ELECTRA, DistilBERT, ALBERT and MPNet checkpoints; and
-`convert` on an unsupported model type."""
+"""The `bermo` commands on checkpoints of other families: `convert`, `train` (and `--baseline`), `inspect`, `predict`,
+`export --onnx`, `prune` and `probe` on tiny random RoBERTa, DeBERTa-v3, ModernBERT, ELECTRA, DistilBERT, ALBERT and
+MPNet checkpoints, each saved with a tokenizer of its family's kind (byte-level BPE, SentencePiece-style unigram or
+WordPiece, with the family's special tokens and pair encoding); and `convert` on an unsupported model type."""
 
 import json
 from pathlib import Path
@@ -10,8 +11,9 @@ from transformers import AutoConfig, AutoModelForSequenceClassification, GPT2Con
 
 import bermo_hf
 from bermo_hf.cli import main as bermo
+from bermo_hf.demo import predict_in_fresh_process
 
-from .families import TINY_FAMILIES, tiny_tokenizer
+from .families import TINY_FAMILIES, family_kind_tokenizer
 from .test_training import SENTENCES, write_tsv
 
 FAMILIES = [
@@ -28,11 +30,13 @@ def run_bermo(capsys, *argv) -> tuple[int, str, str]:
 
 
 def save_plain_checkpoint(folder: Path, family) -> Path:
-    """A tiny random checkpoint of the family's own sequence classifier, with a WordPiece tokenizer."""
+    """A tiny random checkpoint of the family's own sequence classifier, with a tokenizer of the family's kind."""
+    tokenizer = family_kind_tokenizer(family, folder)
     plain_type = bermo_hf.family_of(family.model_type).model_type
-    config = AutoConfig.for_model(plain_type, **family.settings)
+    # Room for the longest text of the tests in pieces of a small vocabulary (ONNX export's check batch included).
+    settings = {**family.settings, "vocab_size": max(100, len(tokenizer)), "max_position_embeddings": 128}
+    config = AutoConfig.for_model(plain_type, **settings)
     AutoModelForSequenceClassification.from_config(config).save_pretrained(folder)
-    tiny_tokenizer(family, folder)
     return folder
 
 
@@ -56,6 +60,13 @@ def test_convert_inspect_and_predict_work_for_the_family(family, tmp_path, capsy
     assert status == 0, err
     predictions = [json.loads(line) for line in stdout.splitlines()]
     assert len(predictions) == 2 and {prediction["label"] for prediction in predictions} <= {"neg", "pos"}
+    # The converted folder alone, through `pipeline` in a process that cannot import bermo_hf, predicts the same.
+    reloaded = predict_in_fresh_process(out, ["a gripping film", "the plot is thin"])
+    assert [p["label"] for p in reloaded["predictions"]] == [p["label"] for p in predictions]
+    assert [p["score"] for p in reloaded["predictions"]] == pytest.approx([p["score"] for p in predictions], abs=1e-5)
+    status, stdout, err = run_bermo(capsys, "export", out, tmp_path / "onnx", "--onnx")
+    assert status == 0, err
+    assert "largest difference from PyTorch" in stdout and (tmp_path / "onnx" / "model.onnx").is_file()
 
 
 @pytest.mark.parametrize("family", FAMILIES[:3], ids=lambda family: family.id)
