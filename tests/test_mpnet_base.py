@@ -1,46 +1,22 @@
-"""The real 12-layer MPNet-base (`all-mpnet-base-v2`) converts to BERMo, trains, saves, reloads through its remote code
-in a process without `bermo_hf`, and predicts through `pipeline`."""
+"""The real 12-layer MPNet-base (`all-mpnet-base-v2`) loads into BERMo reusing every weight, and runs end to end through
+the `bermo` commands: convert, train, predict (also through `pipeline` and the folder's remote code in a process
+without `bermo_hf`), inspect and export to ONNX."""
 
 import json
-import textwrap
+from pathlib import Path
 
-import torch
-from transformers import AutoTokenizer
+import pytest
 
 from bermo_hf import AutoBermoModelForSequenceClassification, BermoMPNetForSequenceClassification
-
-from .conftest import result_of_fresh_process
+from bermo_hf.cli import main as bermo
+from bermo_hf.demo import predict_in_fresh_process
 
 TEXTS = ["a gripping , beautifully acted film .", "the plot is thin and the jokes fall flat .", "fine .", "dull ."]
-LABELS = torch.tensor([1, 0, 1, 0])
-ID2LABEL = {0: "negative", 1: "positive"}
-
-REMOTE_PREDICT = textwrap.dedent(
-    """
-    import json, sys
-    sys.modules["bermo_hf"] = None  # only the folder's own code may run
-    import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
-
-    folder, texts = sys.argv[1], json.loads(sys.argv[2])
-    model = AutoModelForSequenceClassification.from_pretrained(folder, trust_remote_code=True).eval()
-    inputs = AutoTokenizer.from_pretrained(folder, trust_remote_code=True)(texts, padding=True, return_tensors="pt")
-    with torch.no_grad():
-        logits = model(**inputs).logits
-    classifier = pipeline("text-classification", model=folder, trust_remote_code=True)
-    print("RESULT", json.dumps({
-        "class": type(model).__name__, "module": type(model).__module__, "logits": logits.tolist(),
-        "labels": [prediction["label"] for prediction in classifier(texts)],
-    }))
-    """
-)
+LABELS = [1, 0, 1, 0]
 
 
-def test_mpnet_base_converts_trains_saves_and_predicts_through_remote_code(mpnet_path, tmp_path):
-    torch.manual_seed(0)
-    model, info = AutoBermoModelForSequenceClassification.from_pretrained(
-        mpnet_path, id2label=ID2LABEL, label2id={v: k for k, v in ID2LABEL.items()}, output_loading_info=True
-    )
+def test_mpnet_base_loads_into_bermo_reusing_every_weight(mpnet_path):
+    model, info = AutoBermoModelForSequenceClassification.from_pretrained(mpnet_path, output_loading_info=True)
     assert type(model) is BermoMPNetForSequenceClassification and model.base_model.layer_mix.num_depths == 13
     new = {key.split(".", 1)[1] if key.startswith("mpnet.") else key for key in info["missing_keys"]}
     head = {
@@ -50,22 +26,34 @@ def test_mpnet_base_converts_trains_saves_and_predicts_through_remote_code(mpnet
         "classifier.out_proj.bias",
     }
     assert new == {"layer_mix.weights", "layer_mix.gamma", *head}  # every MPNet weight is reused
-    tokenizer = AutoTokenizer.from_pretrained(mpnet_path)
-    inputs = tokenizer(TEXTS, padding=True, return_tensors="pt")
-    start = model.base_model.layer_mix.weights.detach().clone()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    model.train()
-    for _ in range(3):
-        optimizer.zero_grad()
-        model(**inputs, labels=LABELS).loss.backward()
-        optimizer.step()
-    assert not torch.equal(model.base_model.layer_mix.weights.detach(), start)
-    model.eval().save_pretrained(tmp_path / "saved")
-    tokenizer.save_pretrained(tmp_path / "saved")
-    with torch.no_grad():
-        logits = model(**inputs).logits
-    loaded = result_of_fresh_process(["-c", REMOTE_PREDICT, str(tmp_path / "saved"), json.dumps(TEXTS)], tmp_path)
-    assert loaded["class"] == "BermoMPNetForSequenceClassification"
-    assert loaded["module"].startswith("transformers_modules.")
-    torch.testing.assert_close(torch.tensor(loaded["logits"]), logits, rtol=1e-4, atol=1e-4)
-    assert loaded["labels"] == [ID2LABEL[index] for index in logits.argmax(-1).tolist()]
+
+
+def run_bermo(capsys, *argv) -> tuple[int, str]:
+    status = bermo([str(arg) for arg in argv])
+    captured = capsys.readouterr()
+    assert status == 0, captured.err
+    return status, captured.out
+
+
+def test_mpnet_base_runs_end_to_end_through_the_commands(mpnet_path, tmp_path, capsys):
+    converted, trained = tmp_path / "converted", tmp_path / "trained"
+    run_bermo(capsys, "convert", mpnet_path, converted, "--labels", "negative,positive")
+    assert json.loads((converted / "config.json").read_text())["model_type"] == "bermo-mpnet"
+    data = Path(tmp_path / "train.tsv")
+    data.write_text(
+        "sentence\tlabel\n" + "".join(f"{text}\t{label}\n" for text, label in zip(TEXTS, LABELS, strict=True))
+    )
+    train = ["train", "--model_name_or_path", converted, "--train_file", data, "--validation_file", data]
+    train += ["--output_dir", trained, "--max_steps", "2", "--per_device_train_batch_size", "4"]
+    train += ["--max_seq_length", "32", "--report_to", "none", "--save_strategy", "no", "--eval_strategy", "no"]
+    run_bermo(capsys, *train)
+    assert json.loads((trained / "metrics.json").read_text())["eval_accuracy"] >= 0
+    _, stdout = run_bermo(capsys, "predict", trained, *TEXTS, "--json")
+    predictions = [json.loads(line) for line in stdout.splitlines()]
+    reloaded = predict_in_fresh_process(trained, TEXTS)["predictions"]
+    assert [p["label"] for p in reloaded] == [p["label"] for p in predictions] and len(predictions) == len(TEXTS)
+    assert [p["score"] for p in reloaded] == pytest.approx([p["score"] for p in predictions], abs=1e-5)
+    _, stdout = run_bermo(capsys, "inspect", trained, "--json")
+    assert len(json.loads(stdout)["weights"]) == 13
+    _, stdout = run_bermo(capsys, "export", trained, tmp_path / "onnx", "--onnx")
+    assert (tmp_path / "onnx" / "model.onnx").is_file() and "largest difference from PyTorch" in stdout
