@@ -107,6 +107,24 @@ def test_the_built_in_check_texts_are_the_shipped_sentences_without_labels():
     assert len(sample) == 296 and sample.labels is None and all(sample.texts)
 
 
+def test_the_verdict_says_how_far_the_int8_accuracy_is_from_pytorchs_either_way():
+    from bermo_hf.commands.export import FLOAT, INT8, check_int8
+    from bermo_hf.onnx_quantization import EngineResult
+
+    def results(*accuracies):
+        return {
+            name: EngineResult(name, np.zeros(4), accuracy, 1.0, 1.0, 1.0, 1000)
+            for name, accuracy in zip((PYTORCH, FLOAT, INT8), accuracies, strict=True)
+        }
+
+    sample = LabelledSample(["a"] * 1000, [0] * 1000, "dev.tsv")
+    verdict = check_int8(results(0.8, 0.8, 0.805), sample, 1.0)
+    assert verdict == "its accuracy is 0.50 points above PyTorch's (--max_accuracy_drop 1)."
+    assert check_int8(results(0.8, 0.8, 0.791), sample, 1.0).startswith("its accuracy is 0.90 points below")
+    with pytest.raises(BermoUsageError, match=r"is 78.90 % against PyTorch's 80.00 %, a drop of 1.10 points, more"):
+        check_int8(results(0.8, 0.8, 0.789), sample, 1.0)
+
+
 def _checkpoint(model, tokenizer, tmp_path):
     model.save_pretrained(tmp_path / "ckpt")
     tokenizer.save_pretrained(tmp_path / "ckpt")
@@ -182,8 +200,8 @@ def test_an_accuracy_drop_above_the_limit_fails_in_one_line_and_writes_nothing(t
     assert bermo([*argv, "--check_data", check, "--max_accuracy_drop", "-0.5"]) == 1
     captured = capsys.readouterr()
     assert captured.out == "" and _error_line(captured.err) == (
-        f"bermo export: error: the int8 graph's accuracy on {check} is 75.00 %, 0.00 points below PyTorch's 75.00 %, "
-        "more than --max_accuracy_drop -0.5; nothing was written."
+        f"bermo export: error: the int8 graph's accuracy on {check} is 75.00 % against PyTorch's 75.00 %, a drop of "
+        "0.00 points, more than --max_accuracy_drop -0.5; nothing was written."
     )
     assert [path.name for path in out.iterdir()] == ["notes.txt"] and (out / "notes.txt").read_text() == "mine"
 

@@ -146,10 +146,12 @@ def check_int8(results: dict, sample, max_drop: float) -> str:
     drop = torch_accuracy - 100 * int8.accuracy
     if drop > max_drop:
         raise BermoUsageError(
-            f"the int8 graph's accuracy on {sample.source} is {100 * int8.accuracy:.2f} %, {drop:.2f} points below "
-            f"PyTorch's {torch_accuracy:.2f} %, more than --max_accuracy_drop {max_drop:g}; nothing was written."
+            f"the int8 graph's accuracy on {sample.source} is {100 * int8.accuracy:.2f} % against PyTorch's "
+            f"{torch_accuracy:.2f} %, a drop of {drop:.2f} points, more than --max_accuracy_drop {max_drop:g}; nothing "
+            "was written."
         )
-    return f"its accuracy is {drop:.2f} points below PyTorch's (--max_accuracy_drop {max_drop:g})."
+    side = "below" if drop >= 0 else "above"
+    return f"its accuracy is {abs(drop):.2f} points {side} PyTorch's (--max_accuracy_drop {max_drop:g})."
 
 
 def check_table(results: dict, sample, sizes: dict, threads: int) -> list[str]:
