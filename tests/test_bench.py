@@ -10,6 +10,7 @@ import io
 import json
 import math
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -23,6 +24,7 @@ import convergence  # noqa: E402
 import op_profile  # noqa: E402
 import overhead  # noqa: E402
 import pruning  # noqa: E402
+import quantization  # noqa: E402
 import stability  # noqa: E402
 
 POSITIVE = ["good", "great", "fine", "nice", "lovely"]
@@ -395,6 +397,49 @@ def test_pruning_records_each_run_skips_recorded_ones_and_takes_rte(tiny_bert, t
     assert pruning.main(rte) == 0
     results = json.loads((tmp_path / "results" / "tiny_pruning_rte.json").read_text())
     assert results["settings"]["task"] == "rte" and results["dev_sentences"] == 8 and len(results["runs"]) == 2
+
+
+def test_quantization_measures_pytorch_and_both_graphs_and_skips_recorded_models(
+    tiny_bert, tiny_sst2, tmp_path, monkeypatch
+):
+    output = tmp_path / "quantization.json"
+    argv = [
+        "--models", tiny_bert, "--data_dir", str(tiny_sst2), "--train_size", "16", "--max_steps", "2",
+        "--batch_size", "8", "--repeats", "2", "--eval_batch_size", "4", "--output", str(output),
+        "--keep_dir", str(tmp_path / "keep"),
+    ]  # fmt: skip
+    assert quantization.main(argv) == 0
+    results = json.loads(output.read_text())
+    (result,) = results["results"]
+    assert results["command"].startswith("python bench/quantization.py") and result["family"] == "BERT"
+    assert result["settings"]["learning_rate"] == 5e-5 and result["training"]["steps"] == 2
+    assert result["num_dev"] == 16 and result["float_max_difference"] <= 1e-4
+    engines = result["engines"]
+    assert list(engines) == list(quantization.ENGINES)
+    for entry in engines.values():
+        assert 0 <= entry["accuracy"] <= 1 and len(entry["sentences_per_s_passes"]) == 2 and entry["size_mb"] > 0
+        assert entry["sentences_per_s"] == pytest.approx(sum(entry["sentences_per_s_passes"]) / 2)  # the median
+        ratio = entry["cpu_sentences_per_s"] / engines["PyTorch"]["cpu_sentences_per_s"]
+        assert entry["cpu_sentences_per_s_ratio"] == pytest.approx(ratio)
+    assert engines["ONNX float"]["accuracy"] == engines["PyTorch"]["accuracy"]
+    assert engines["ONNX float"]["agreement_with_pytorch"] == 1.0
+    assert engines["ONNX int8"]["size_mb"] < engines["ONNX float"]["size_mb"]
+    assert "| ONNX int8 |" in output.with_suffix(".md").read_text()
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a recorded model was measured again")
+
+    monkeypatch.setattr(quantization, "measure_model", refuse)
+    assert quantization.main(argv) == 0
+    assert json.loads(output.read_text())["results"] == results["results"]
+    monkeypatch.undo()
+
+    # an already fine-tuned classifier: measured, not trained
+    fine_tuned = tmp_path / "keep" / Path(tiny_bert).name / "checkpoint"
+    assert quantization.main([*argv[:2], "--checkpoint", str(fine_tuned), *argv[2:-2]]) == 0
+    measured = json.loads(output.read_text())["results"]
+    assert len(measured) == 2 and "training" not in measured[1]
+    assert measured[1]["engines"]["PyTorch"]["accuracy"] == engines["PyTorch"]["accuracy"]
 
 
 def test_pruning_pairs_bermo_with_bert_by_seed():
