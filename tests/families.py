@@ -173,7 +173,8 @@ CORPUS = [
 def family_kind_tokenizer(family: TinyFamily, folder: Path):
     """A tokenizer of the kind the family's real checkpoints ship (`TOKENIZER_KINDS`; BERT's WordPiece otherwise),
     trained on a few sentences with `tokenizers` and saved in `folder`; `token_type_ids` only for the families that
-    take them. The checkpoint's `vocab_size` must be at least `len(tokenizer)`."""
+    take them; the family's `model_max_length` (8192 tokens for ModernBERT, 512 for the others). The checkpoint's
+    `vocab_size` must be at least `len(tokenizer)`."""
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -225,6 +226,7 @@ def family_kind_tokenizer(family: TinyFamily, folder: Path):
         unk_token=unk,
         mask_token=mask,
         model_input_names=names,
+        model_max_length=8192 if family.id.startswith("modernbert") else 512,  # ModernBERT's long context
     )
     wrapped.save_pretrained(folder)
     return wrapped

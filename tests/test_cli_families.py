@@ -76,11 +76,24 @@ def test_train_fine_tunes_the_familys_model(family, baseline, tmp_path, capsys):
     train = write_tsv(tmp_path / "train.tsv", SENTENCES)
     argv = ["train", "--model_name_or_path", source, "--train_file", train, "--output_dir", tmp_path / "out"]
     argv += ["--max_steps", "2", "--per_device_train_batch_size", "4", "--report_to", "none", "--save_strategy", "no"]
+    argv += ["--max_seq_length", 4096 if family.id == "modernbert" else 512]  # ModernBERT's long context is allowed
     status, _, err = run_bermo(capsys, *argv, *(["--baseline"] if baseline else []))
     assert status == 0, err
     config = json.loads((tmp_path / "out" / "config.json").read_text())
     plain_type = bermo_hf.family_of(family.model_type).model_type
     assert config["model_type"] == (plain_type if baseline else family.model_type)
+
+
+def test_train_refuses_a_max_seq_length_above_the_tokenizers_in_one_line(tmp_path, capsys):
+    family = next(family for family in FAMILIES if family.id == "roberta")
+    source = save_plain_checkpoint(tmp_path / "plain", family)
+    train = write_tsv(tmp_path / "train.tsv", SENTENCES)
+    argv = ["train", "--model_name_or_path", source, "--train_file", train, "--output_dir", tmp_path / "out"]
+    status, _, err = run_bermo(capsys, *argv, "--max_seq_length", "4096", "--report_to", "none")
+    assert status == 1 and "Traceback" not in err
+    (line,) = [line for line in err.splitlines() if line.startswith("bermo ")]
+    assert "--max_seq_length 4096 is longer than" in line and "model_max_length is 512" in line
+    assert not (tmp_path / "out" / "config.json").exists()
 
 
 def test_convert_refuses_an_unsupported_model_type_in_one_line_and_writes_nothing(tmp_path, capsys):
@@ -110,6 +123,22 @@ def test_prune_reaches_the_target_sparsity_on_the_encoders_linear_layers_only(fa
         "attention_in", "attention_out", "feed_forward_in", "feed_forward_out"
     }  # fmt: skip
     assert all(counts["sparsity"] < 0.05 for counts in report["others"].values())  # embeddings, pooler, head untouched
+
+
+def test_prune_baseline_prunes_the_familys_plain_model(tmp_path, capsys):
+    family = next(family for family in FAMILIES if family.id == "modernbert")
+    source = save_plain_checkpoint(tmp_path / "plain", family)
+    train = write_tsv(tmp_path / "train.tsv", SENTENCES)
+    argv = ["prune", "--model_name_or_path", source, "--train_file", train, "--output_dir", tmp_path / "out"]
+    argv += ["--method", "movement", "--final_sparsity", "0.5", "--max_steps", "3", "--baseline"]
+    argv += ["--per_device_train_batch_size", "4", "--report_to", "none", "--use_cpu", "true"]
+    status, _, err = run_bermo(capsys, *argv)
+    assert status == 0, err
+    assert json.loads((tmp_path / "out" / "config.json").read_text())["model_type"] == "modernbert"
+    report = json.loads((tmp_path / "out" / "pruning_report.json").read_text())
+    assert report["model_type"] == "modernbert" and report["sparsity"]["encoder"]["sparsity"] == pytest.approx(
+        0.5, 0.02
+    )
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,7 @@ from transformers import (
 )
 
 from ..checkpoints import load_checkpoint_config
+from ..errors import BermoUsageError
 from ..hub import is_hub_id, load_hub_model_card, model_card_info, set_model_card_info, write_model_card
 from ..layer_weights import LayerWeights, find_layer_mix
 from ..output_folders import final_files_written_atomically
@@ -112,12 +113,17 @@ def build_trainer(
 
     `trainer_class` (a `BermoTrainer` subclass) and `trainer_kwargs` (its extra arguments) let other commands reuse
     all of this. `trainer.label_space` holds the `LabelSpace`. Raises `BermoUsageError` on bad data (see
-    `load_raw_datasets`)."""
+    `load_raw_datasets`) and for a `max_seq_length` above the tokenizer's `model_max_length`."""
     raw = load_raw_datasets(data_args)
     label_space = LabelSpace.from_datasets(raw, data_args.label_column)
     checkpoint_config = load_checkpoint_config(model_args.model_name_or_path)
     label_space = name_classes(label_space, checkpoint_config, data_args.class_names)
     tokenizer = AutoTokenizer.from_pretrained(model_args.model_name_or_path)
+    if data_args.max_seq_length > tokenizer.model_max_length:
+        raise BermoUsageError(
+            f"--max_seq_length {data_args.max_seq_length} is longer than {model_args.model_name_or_path} takes: its "
+            f"tokenizer's model_max_length is {tokenizer.model_max_length}; use at most that."
+        )
     set_seed(training_args.seed)
     model = load_model(model_args, label_space, checkpoint_config)
     with training_args.main_process_first(desc="tokenizing"):
