@@ -93,11 +93,12 @@ VARIANTS = {
 PAPER_VARIANT = "uniform"
 
 
-def variant_label(name: str) -> str:
-    """`BERT`, or `BERMo init=..., mix lr=...` as in the tables."""
+def variant_label(name: str, family: str = "BERT") -> str:
+    """The plain model by its family's name (variant `bert`: `BERT`, `MPNet`, ...), or `BERMo init=..., mix lr=...`,
+    as in the tables."""
     kind, init, mix_lr = VARIANTS[name]
     if kind == "bert":
-        return "BERT"
+        return family
     return f"BERMo {init}, mix lr {'= model' if mix_lr is None else f'{mix_lr:g}'}"
 
 
@@ -342,7 +343,8 @@ def _stats(values: list[float]) -> dict:
 
 def summarize(runs: list[dict]) -> dict:
     """Per task and variant: final and best dev accuracy (mean, std, best, worst), failed runs, the paired
-    difference to BERT (same seed), and steps to BERT's mean best accuracy (per seed and on the mean curve)."""
+    difference to the plain model (variant `bert`, same seed), and steps to its mean best accuracy (per seed and on the
+    mean curve); `family` names the plain model's family."""
     summary = {}
     for task in dict.fromkeys(run["task"] for run in runs):
         task_runs = [run for run in runs if run["task"] == task]
@@ -350,6 +352,7 @@ def summarize(runs: list[dict]) -> dict:
         bert_best = statistics.fmean(run["best_accuracy"] for run in bert_runs.values()) if bert_runs else None
         target = TARGET_FRACTION * bert_best if bert_runs else None
         entry = {
+            "family": _plain_family(task_runs[0]),
             "majority_share": task_runs[0]["majority_share"],
             "failed_at_or_below": task_runs[0]["majority_share"] + FAILURE_MARGIN,
             "num_dev": task_runs[0]["num_dev"],
@@ -399,6 +402,12 @@ def summarize(runs: list[dict]) -> dict:
     return summary
 
 
+def _plain_family(run: dict) -> str:
+    """The family of the checkpoint a run started from (`BERT` for runs that record none)."""
+    checkpoint = run.get("settings", {}).get("checkpoint")
+    return bench_common.family_name(checkpoint) if checkpoint else "BERT"
+
+
 def _pct(value: float) -> str:
     return f"{100 * value:.1f}"
 
@@ -407,19 +416,19 @@ def summary_markdown(summary: dict) -> str:
     """One table per task, as pasted into BENCHMARKS.md."""
     lines = []
     for task, entry in summary.items():
-        target = entry["target_accuracy"]
+        target, family = entry["target_accuracy"], entry.get("family", "BERT")
         lines += [
             f"**{task}** ({entry['num_dev']} dev examples, majority class {_pct(entry['majority_share'])} %, "
             f"failed: final dev accuracy <= {_pct(entry['failed_at_or_below'])} %"
             + (
-                f"; target: {_pct(target)} % = {TARGET_FRACTION:.0%} of BERT's mean best "
+                f"; target: {_pct(target)} % = {TARGET_FRACTION:.0%} of {family}'s mean best "
                 f"{_pct(entry['bert_best_mean'])} %"
                 if target is not None
                 else ""
             )
             + ")",
             "",
-            "| variant | seeds | final acc mean +- std | best / worst final | failed | final - BERT, same seed "
+            f"| variant | seeds | final acc mean +- std | best / worst final | failed | final - {family}, same seed "
             "(mean +- std) | best-during-run acc mean | mean acc at 1st eval | steps to target: runs reaching, "
             "median | mean curve | s per run |",
             "|---|---|---|---|---|---|---|---|---|---|---|",
@@ -434,7 +443,8 @@ def summary_markdown(summary: dict) -> str:
             first = row["mean_curve"][1] if len(row["mean_curve"]) > 1 else row["mean_curve"][0]
             first_eval = f"{_pct(first['dev_accuracy'])} (step {first['step']})"
             lines.append(
-                f"| {variant_label(name)} | {len(row['seeds'])} | {_pct(final['mean'])} +- {_pct(final['std'])} "
+                f"| {variant_label(name, family)} | {len(row['seeds'])} "
+                f"| {_pct(final['mean'])} +- {_pct(final['std'])} "
                 f"| {_pct(final['best'])} / {_pct(final['worst'])} | {row['failed']} of {len(row['seeds'])} | {diff} "
                 f"| {_pct(row['best_accuracy']['mean'])} | {first_eval} "
                 f"| {row['runs_reaching_bert_best']} of {len(row['seeds'])}, "
@@ -447,7 +457,8 @@ def summary_markdown(summary: dict) -> str:
         if mixes:
             lines += ["", "Layer weights softmax(w) after training, mean over seeds (embeddings first), and gamma:", ""]
             lines += [
-                f"- {variant_label(name)}: {' '.join(f'{w:.2f}' for w in mix['weights'])}; gamma {mix['gamma']:.2f}"
+                f"- {variant_label(name, family)}: {' '.join(f'{w:.2f}' for w in mix['weights'])}; "
+                f"gamma {mix['gamma']:.2f}"
                 for name, mix in mixes
             ]
         lines.append("")
@@ -461,9 +472,10 @@ def overview_markdown(summary: dict) -> list[str]:
     names = [name for name in VARIANTS if name != "bert" and any(name in summary[t]["variants"] for t in tasks)]
     if not tasks or not names:
         return []
+    family = " / ".join(dict.fromkeys(summary[task].get("family", "BERT") for task in tasks))
     lines = [
-        "**All tasks**: final dev accuracy minus BERT's with the same seed, mean +- standard error over seeds "
-        "(points); failed runs of the variant / of BERT.",
+        f"**All tasks**: final dev accuracy minus plain {family}'s with the same seed, mean +- standard error over "
+        f"seeds (points); failed runs of the variant / of plain {family}.",
         "",
         "| variant | " + " | ".join(tasks) + " |",
         "|---|" + "---|" * len(tasks),
@@ -508,7 +520,7 @@ def plot(summary: dict, path: Path, title: str) -> Path:
         )
         axis.set_xticks(
             range(1, len(names) + 1),
-            [variant_label(n).replace("BERMo ", "BERMo\n") for n in names],
+            [variant_label(n, entry.get("family", "BERT")).replace("BERMo ", "BERMo\n") for n in names],
             rotation=45,
             ha="right",
             fontsize=7,
@@ -533,7 +545,7 @@ def report(payload: dict, runs: list[dict], args, results_path: Path) -> None:
     figure = plot(
         payload["summary"],
         Path(args.figures_dir) / f"{args.name}.png",
-        f"{checkpoint}: final dev accuracy per seed, BERT and BERMo variants",
+        f"{checkpoint}: final dev accuracy per seed, plain {bench_common.family_name(args.model)} and BERMo variants",
     )
     print(f"wrote {results_path}, {results_path.with_suffix('.md')} and {figure}", flush=True)
 
