@@ -45,29 +45,36 @@ def load_model(model_args: ModelArguments, label_space: LabelSpace, checkpoint_c
     checkpoint, or, with `model_args.baseline`, the family's own classifier (`BertForSequenceClassification`, ...)
     from the same one.
 
-    `checkpoint_config`: the checkpoint's configuration when the caller has read it already (read here otherwise)."""
-    labels = {
-        # A head trained for other labels is re-initialized rather than refused.
-        "ignore_mismatched_sizes": True,
-        "num_labels": label_space.num_labels,
-        "id2label": label_space.id2label,
-        "label2id": label_space.label2id,
-        "problem_type": "regression" if label_space.is_regression else "single_label_classification",
-    }
+    `checkpoint_config`: the checkpoint's configuration when the caller has read it already (read here otherwise);
+    the model's configuration is built from it, not read again."""
     if checkpoint_config is None:
         checkpoint_config = load_checkpoint_config(model_args.model_name_or_path)
     try:
         bermo_class = family_of(checkpoint_config.model_type).model_class("sequence-classification")
     except ValueError as error:
         raise BermoUsageError(f"{model_args.model_name_or_path}: {error}") from None
-    if model_args.baseline:
-        return family_model_class(bermo_class).from_pretrained(model_args.model_name_or_path, **labels)
-    mix_settings = {
-        name: value
-        for name, value in (
-            ("layer_mix_init", model_args.layer_mix_init),
-            ("layer_mix_dropout", model_args.layer_mix_dropout),
-        )
-        if value is not None
+    settings = {
+        "num_labels": label_space.num_labels,
+        "id2label": label_space.id2label,
+        "label2id": label_space.label2id,
+        "problem_type": "regression" if label_space.is_regression else "single_label_classification",
     }
-    return bermo_class.from_pretrained(model_args.model_name_or_path, **labels, **mix_settings)
+    if model_args.baseline:
+        model_class = family_model_class(bermo_class)
+    else:
+        model_class = bermo_class
+        for name in ("layer_mix_init", "layer_mix_dropout"):
+            if getattr(model_args, name) is not None:
+                settings[name] = getattr(model_args, name)
+    config = _as_config_of(model_class, checkpoint_config, settings)
+    # A head trained for other labels is re-initialized rather than refused.
+    return model_class.from_pretrained(model_args.model_name_or_path, config=config, ignore_mismatched_sizes=True)
+
+
+def _as_config_of(model_class: type[PreTrainedModel], checkpoint_config, settings: dict):
+    """The checkpoint's configuration as `model_class`'s (a plain family checkpoint's read as BERMo's with the default
+    mix, a BERMo checkpoint's as the plain family's), with `settings` applied as `from_pretrained` applies its keyword
+    arguments."""
+    config_class = model_class.config_class
+    config_dict = {**checkpoint_config.to_dict(), "model_type": config_class.model_type}
+    return config_class.from_dict(config_dict, **settings)

@@ -118,7 +118,7 @@ def build_trainer(
     label_space = LabelSpace.from_datasets(raw, data_args.label_column)
     checkpoint_config = load_checkpoint_config(model_args.model_name_or_path)
     label_space = name_classes(label_space, checkpoint_config, data_args.class_names)
-    tokenizer = AutoTokenizer.from_pretrained(model_args.model_name_or_path)
+    tokenizer = AutoTokenizer.from_pretrained(model_args.model_name_or_path, config=checkpoint_config)
     if data_args.max_seq_length > tokenizer.model_max_length:
         raise BermoUsageError(
             f"--max_seq_length {data_args.max_seq_length} is longer than {model_args.model_name_or_path} takes: its "
