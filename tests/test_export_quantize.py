@@ -55,6 +55,22 @@ def graphs(tokenizer, tmp_path_factory):
     return model, float_path, int8_path, other_path
 
 
+@pytest.fixture
+def graphs_reused(graphs, monkeypatch):
+    """`bermo export` takes its float graph from `graphs` (the same tiny models, seeded alike) instead of exporting
+    again: the export itself is tested in tests/test_export.py and tests/test_cli_families.py."""
+    import shutil
+
+    import bermo_hf.commands.export as export_command
+
+    def reuse(model, tokenizer, path):
+        predicted = int(model.classifier.bias.argmax())
+        shutil.copyfile(graphs[1] if predicted == 1 else graphs[3], path)
+        return path
+
+    monkeypatch.setattr(export_command, "export_onnx", reuse)
+
+
 def test_the_int8_graph_has_int8_weights_and_onnxruntime_runs_it_near_pytorch(graphs, tokenizer):
     model, float_path, int8_path, _ = graphs
     graph = onnx.load(str(int8_path))
@@ -137,7 +153,9 @@ def _check_file(tmp_path, labels=LABELS, name="check.tsv"):
     return str(tmp_path / name)
 
 
-def test_bermo_export_quantize_writes_both_graphs_and_prints_accuracy_and_speed(tokenizer, tmp_path, capsys):
+def test_bermo_export_quantize_writes_both_graphs_and_prints_accuracy_and_speed(
+    graphs_reused, tokenizer, tmp_path, capsys
+):
     checkpoint = _checkpoint(classifier(tokenizer, 1), tokenizer, tmp_path)
     out = tmp_path / "out"
     argv = ["export", checkpoint, str(out), "--onnx", "--quantize", "int8", "--check_data", _check_file(tmp_path)]
@@ -165,7 +183,9 @@ def test_bermo_export_quantize_writes_both_graphs_and_prints_accuracy_and_speed(
     assert logits.shape == (4, 2) and logits.argmax(axis=-1).tolist() == [1, 1, 1, 1]
 
 
-def test_bermo_export_quantize_without_check_data_compares_labels_only_and_says_so(tokenizer, tmp_path, capsys):
+def test_bermo_export_quantize_without_check_data_compares_labels_only_and_says_so(
+    graphs_reused, tokenizer, tmp_path, capsys
+):
     checkpoint = _checkpoint(classifier(tokenizer, 0), tokenizer, tmp_path)
     assert bermo(["export", checkpoint, str(tmp_path / "out"), "--onnx", "--quantize", "int8"]) == 0
     printed = capsys.readouterr().out.splitlines()
@@ -192,7 +212,9 @@ def _user_folder(tmp_path):
     return out
 
 
-def test_an_accuracy_drop_above_the_limit_fails_in_one_line_and_writes_nothing(tokenizer, tmp_path, capsys):
+def test_an_accuracy_drop_above_the_limit_fails_in_one_line_and_writes_nothing(
+    graphs_reused, tokenizer, tmp_path, capsys
+):
     checkpoint = _checkpoint(classifier(tokenizer, 1), tokenizer, tmp_path)
     out = _user_folder(tmp_path)
     check = _check_file(tmp_path)

@@ -16,11 +16,13 @@ from bermo_hf import BermoForSequenceClassification
 
 from .test_training import SENTENCES, save_tiny_bert, write_tsv
 
-# Runs `bermo` with each training step slowed down (sleeping changes no number), so that a signal can arrive mid-run:
-# 2 s a step leaves the test 8 s after the first checkpoint, enough also on a busy machine.
+# Runs `bermo` with each training step slowed down (sleeping changes no number), so that a signal can arrive mid-run;
+# with Ctrl-C's own handler, as in a terminal (a shell's background job would inherit SIGINT ignored).
 SLOW_BERMO = """
-import sys, time
+import signal, sys, time
 import transformers
+
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 training_step = transformers.Trainer.training_step
 
@@ -89,7 +91,7 @@ def final_logits(output_dir: Path) -> torch.Tensor:
 def test_sigint_keeps_the_checkpoints_and_resuming_matches_an_uninterrupted_run(run_files, tmp_path):
     interrupted = tmp_path / "interrupted"
     status, err = interrupt_after_first_checkpoint(
-        start_bermo(run_files, interrupted, step_seconds=2.0), interrupted, signal.SIGINT
+        start_bermo(run_files, interrupted, step_seconds=0.5), interrupted, signal.SIGINT
     )
     assert status == 130, err[-3000:]
     last_line = err.rstrip().splitlines()[-1]
@@ -112,7 +114,7 @@ def test_sigint_keeps_the_checkpoints_and_resuming_matches_an_uninterrupted_run(
 def test_sigterm_keeps_the_checkpoints(run_files, tmp_path):
     output_dir = tmp_path / "out"
     status, err = interrupt_after_first_checkpoint(
-        start_bermo(run_files, output_dir, step_seconds=2.0), output_dir, signal.SIGTERM
+        start_bermo(run_files, output_dir, step_seconds=0.5), output_dir, signal.SIGTERM
     )
     assert status == 128 + signal.SIGTERM, err[-3000:]
     assert err.rstrip().splitlines()[-1].startswith("bermo train: terminated (SIGTERM); ")
