@@ -19,6 +19,22 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 SST2_DIR = Path(os.environ.get("BERMO_SST2_DIR", REPO_ROOT.parent / "shared" / "data" / "sst2"))
 
 
+@pytest.hookimpl(trylast=True)  # after `-k`/`-m` have deselected what will not run
+def pytest_collection_modifyitems(session, config, items):
+    """Starts the release matrix's model tests in the background as soon as they are collected, so that they use the
+    core the main run leaves idle (see `test_transformers_releases.ReleaseRuns`)."""
+    releases = os.environ.get("BERMO_TRANSFORMERS_RELEASES")
+    if releases and any("test_the_model_tests_pass_under" in item.nodeid for item in items):
+        from .test_transformers_releases import start_release_runs
+
+        start_release_runs(Path(releases))
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if "tests.test_transformers_releases" in sys.modules:
+        sys.modules["tests.test_transformers_releases"].stop_release_runs()
+
+
 def _missing(what: str):
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(f"{what} is required under CI but absent")

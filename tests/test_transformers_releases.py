@@ -8,8 +8,12 @@ BERMo's numbers run whole (`MODEL_TESTS`), and a folder saved under one release 
 
 import json
 import os
+import queue
+import shutil
 import subprocess
-from concurrent.futures import ThreadPoolExecutor
+import tempfile
+import threading
+from concurrent.futures import Future
 from pathlib import Path
 
 import pytest
@@ -45,23 +49,81 @@ def run_under(release_dir: Path, tmp_path: Path, *args: str) -> dict:
     return result_of_fresh_process([str(CHECK_SCRIPT), *args], tmp_path, release_python(release_dir))
 
 
+class ReleaseRuns:
+    """The model tests under every release, each a pytest process of its own with one torch thread. They start in
+    the background as soon as the session's tests are collected (`conftest.pytest_collection_modifyitems`), one at a
+    time on the core the main run leaves idle; when the main run reaches this module and waits for them, a second
+    worker joins (`add_worker`). Release -> `Future` of the finished process in `futures`."""
+
+    def __init__(self, releases_dir: Path):
+        self.releases_dir = releases_dir
+        self.base = Path(tempfile.mkdtemp(prefix="bermo-release-runs-"))
+        self.futures = {release: Future() for release in RELEASES}
+        self.pending = queue.SimpleQueue()
+        for release in RELEASES:
+            self.pending.put(release)
+        self.processes = []
+        self.workers = 0
+        self.add_worker()
+
+    def add_worker(self) -> None:
+        if self.workers < 2:
+            self.workers += 1
+            threading.Thread(target=self._work, daemon=True).start()
+
+    def _work(self) -> None:
+        while True:
+            try:
+                release = self.pending.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                self.futures[release].set_result(self._run(release))
+            except BaseException as error:  # noqa: BLE001 - handed to the test that reads the future
+                self.futures[release].set_exception(error)
+
+    def _run(self, release: str) -> subprocess.CompletedProcess:
+        env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH="", OMP_NUM_THREADS="1")
+        command = [release_python(self.releases_dir / release), "-m", "pytest", "-q", "-p", "no:cacheprovider"]
+        command += ["--basetemp", str(self.base / release), *MODEL_TESTS]
+        process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO_ROOT,
+            stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+        self.processes.append(process)
+        stdout, stderr = process.communicate(timeout=900)
+        return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
+
+    def stop(self) -> None:
+        """Ends what still runs (a session that stops early) and removes the runs' temporary folders."""
+        for process in self.processes:
+            if process.poll() is None:
+                process.kill()
+        shutil.rmtree(self.base, ignore_errors=True)
+
+
+_release_runs: ReleaseRuns | None = None
+
+
+def start_release_runs(releases_dir: Path) -> ReleaseRuns:
+    """The session's `ReleaseRuns`, started on the first call."""
+    global _release_runs
+    if _release_runs is None:
+        _release_runs = ReleaseRuns(releases_dir)
+    return _release_runs
+
+
+def stop_release_runs() -> None:
+    if _release_runs is not None:
+        _release_runs.stop()
+
+
 @pytest.fixture(scope="module")
-def model_test_runs(transformers_releases, tmp_path_factory):
-    """The model tests under every release, started at once and run two at a time (one torch thread each: on tiny
-    models that is as fast as more threads, and two runs share the machine's two cores); release -> future of the
-    finished process."""
-    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH="", OMP_NUM_THREADS="1")
-    base = tmp_path_factory.mktemp("release-runs")
-
-    def run(release: str) -> subprocess.CompletedProcess:
-        command = [release_python(transformers_releases / release), "-m", "pytest", "-q", "-p", "no:cacheprovider"]
-        command += ["--basetemp", str(base / release), *MODEL_TESTS]
-        return subprocess.run(
-            command, capture_output=True, text=True, env=env, cwd=REPO_ROOT, timeout=900, stdin=subprocess.DEVNULL
-        )
-
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        yield {release: pool.submit(run, release) for release in RELEASES}
+def model_test_runs(transformers_releases):
+    """Release -> future of its finished model-test process (see `ReleaseRuns`)."""
+    runs = start_release_runs(transformers_releases)
+    runs.add_worker()
+    return runs.futures
 
 
 @pytest.mark.parametrize("release", RELEASES)
