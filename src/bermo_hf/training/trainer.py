@@ -129,14 +129,7 @@ def build_trainer(
     with training_args.main_process_first(desc="tokenizing"):
         tokenized = tokenize_datasets(raw, tokenizer, data_args, label_space)
     if find_layer_mix(model) is not None:
-        base_model = model_args.model_name_or_path if is_hub_id(model_args.model_name_or_path) else None
-        set_model_card_info(
-            model,
-            base_model=base_model or model_card_info(model).base_model,
-            datasets=[data_args.dataset_name] if data_args.dataset_name else [],
-            training_data=describe_training_data(data_args),
-            repo_id=training_args.hub_model_id,
-        )
+        _describe_for_the_model_card(model, model_args, data_args, training_args)
     trainer = (trainer_class or BermoTrainer)(
         model=model,
         args=training_args,
@@ -151,6 +144,18 @@ def build_trainer(
     )
     trainer.label_space = label_space
     return trainer
+
+
+def _describe_for_the_model_card(model, model_args, data_args, training_args) -> None:
+    """What BERMo's model card says of the run: the base model (a Hub id), the data and the Hub repository."""
+    base_model = model_args.model_name_or_path if is_hub_id(model_args.model_name_or_path) else None
+    set_model_card_info(
+        model,
+        base_model=base_model or model_card_info(model).base_model,
+        datasets=[data_args.dataset_name] if data_args.dataset_name else [],
+        training_data=describe_training_data(data_args),
+        repo_id=training_args.hub_model_id,
+    )
 
 
 def train_and_evaluate(
