@@ -174,3 +174,23 @@ def test_probe_compares_the_familys_plain_model_with_its_bermo_variant(family_id
     assert status == 0, err
     entry = json.loads((tmp_path / "out" / "probe_results.json").read_text())["tasks"]["past_present"]
     assert {"bert", "bermo"} <= set(entry) and len(entry["layer_weights"]["weights"]) == 4
+
+
+def test_pairs_are_encoded_as_the_family_does_without_token_types_where_it_has_none(tmp_path):
+    from transformers import TrainingArguments
+
+    from bermo_hf.training import DataArguments, ModelArguments, build_trainer
+
+    family = next(family for family in FAMILIES if family.id == "roberta")
+    source = save_plain_checkpoint(tmp_path / "plain", family)
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text("premise\thypothesis\tlabel\na gripping film\tthe plot is thin\t0\nfine\ta warm story\t1\n")
+    data_args = DataArguments(train_file=str(pairs), text_column="premise", text_pair_column="hypothesis")
+    trainer = build_trainer(
+        ModelArguments(str(source)), data_args, TrainingArguments(str(tmp_path / "out"), report_to="none")
+    )
+    example = trainer.train_dataset[0]
+    assert "token_type_ids" not in example
+    tokens = trainer.processing_class.convert_ids_to_tokens(example["input_ids"])
+    assert tokens[0] == "<s>" and tokens[-1] == "</s>" and tokens.count("</s>") == 3  # <s> A </s></s> B </s>
+    assert tokens[tokens.index("</s>") + 1] == "</s>"
