@@ -424,3 +424,24 @@ def test_the_real_senteval_sample_reads_as_it_is():
         }
         assert data.sentences["tr"][0] == lines[0].split("\t")[2]
         assert data.num_labels == (7 if data.task.name == "tree_depth" else 2)
+
+
+def test_a_non_empty_output_dir_is_refused_and_with_overwrite_only_the_reports_files_are_replaced(
+    tiny_bert, data_dir, tmp_path, capsys
+):
+    from bermo_hf.probing import write_outputs
+
+    output_dir = tmp_path / "out"
+    output_dir.mkdir()
+    (output_dir / "notes.txt").write_text("mine")
+    (output_dir / RESULTS_JSON).write_text("an earlier run's results")
+    status = _cli("--model_name_or_path", tiny_bert, "--data_dir", data_dir, "--output_dir", output_dir)
+    assert status == 1 and "--overwrite_output_dir" in capsys.readouterr().err
+    assert (output_dir / RESULTS_JSON).read_text() == "an earlier run's results"
+
+    report = summarize({"past_present": {"bert": 60.0, "bermo": 62.0}}, "frozen")
+    written = write_outputs(report, output_dir)
+    assert set(written) == {RESULTS_JSON, RESULTS_MARKDOWN}  # no heat-map without layer weights or depth accuracy
+    assert json.loads((output_dir / RESULTS_JSON).read_text())["tasks"]["past_present"]["difference"] == 2.0
+    assert (output_dir / "notes.txt").read_text() == "mine"
+    assert sorted(path.name for path in output_dir.iterdir()) == sorted(["notes.txt", RESULTS_JSON, RESULTS_MARKDOWN])
