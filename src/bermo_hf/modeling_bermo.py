@@ -377,8 +377,24 @@ class BermoMixin:
 
         Raises `ValueError` when a BERMo checkpoint's mix has a different number of depths than the configuration,
         rather than re-initializing it."""
-        _check_mix_depths(cls, pretrained_model_name_or_path, kwargs)
-        return super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
+        # The depth counts are compared only once the weights did not fit, so that a load that succeeds reads the
+        # checkpoint's configuration once, as the family's own classes do.
+        output_loading_info = kwargs.pop("output_loading_info", False)
+        try:
+            model, loading_info = super().from_pretrained(
+                pretrained_model_name_or_path, *model_args, output_loading_info=True, **kwargs
+            )
+        except RuntimeError:
+            _check_mix_depths(cls, pretrained_model_name_or_path, kwargs)
+            raise
+        if any(_key_name(entry).endswith("layer_mix.weights") for entry in loading_info["mismatched_keys"]):
+            # `ignore_mismatched_sizes=True` re-initialized the mix: refuse, naming both counts.
+            _check_mix_depths(cls, pretrained_model_name_or_path, kwargs)
+            raise ValueError(
+                f"{pretrained_model_name_or_path}: the checkpoint's layer_mix.weights does not fit the configuration's "
+                "depths; a BERMo mix is never re-initialized silently."
+            )
+        return (model, loading_info) if output_loading_info else model
 
     def save_pretrained(self, save_directory, *args, **kwargs):
         """Saves like any `PreTrainedModel` (weights, configuration, code files; no model card: `bermo_hf` writes that
@@ -399,6 +415,11 @@ def learned_layer_weights(mix: nn.Module) -> dict:
     with torch.no_grad():
         weights = torch.softmax(mix.weights.detach().float().cpu(), dim=0)
         return {"weights": [float(weight) for weight in weights], "gamma": float(mix.gamma.detach().float())}
+
+
+def _key_name(entry) -> str:
+    """A loading report's key: transformers 4.57 lists names, 5.x `(name, checkpoint shape, model shape)`."""
+    return entry if isinstance(entry, str) else entry[0]
 
 
 def _check_mix_depths(model_class, pretrained_model_name_or_path, kwargs) -> None:
