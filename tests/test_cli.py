@@ -340,3 +340,41 @@ def test_names_of_a_checkpoint_that_do_not_fit_the_data_are_reported(tiny_bert, 
     config.id2label = {0: "pos", 1: "neg"}
     swapped = name_classes(LabelSpace(["neg", "pos"], False, {"neg": 0, "pos": 1}), config)
     assert swapped.labels == ["pos", "neg"] and swapped.encode(["pos", "neg"]) == [0, 1]
+
+
+COMMANDS_READING_A_CHECKPOINT = {
+    "train": ["train", "--model_name_or_path", "{tiny}", "--train_file", "{train}", "--output_dir", "{tmp}/out"]
+    + ["--max_steps", "2", "--report_to", "none"],
+    "prune": ["prune", "--model_name_or_path", "{tiny}", "--train_file", "{train}", "--output_dir", "{tmp}/out"]
+    + ["--method", "magnitude", "--final_sparsity", "0.5", "--warmup_steps_pruning", "1", "--max_steps", "3"]
+    + ["--report_to", "none"],
+    "probe-frozen": ["probe", "--model_name_or_path", "{tiny}", "--data_dir", "{probing}", "--output_dir", "{tmp}/out"]
+    + ["--mode", "frozen", "--probe_c", "1.0", "--probe_max_iter", "100"],
+    "probe-finetune": ["probe", "--model_name_or_path", "{tiny}", "--data_dir", "{probing}", "--output_dir"]
+    + ["{tmp}/out", "--mode", "finetune", "--num_train_epochs", "1", "--max_train_samples", "16"]
+    + ["--max_eval_samples", "8"],
+    "convert": ["convert", "{tiny}", "{tmp}/out"],
+    "inspect": ["inspect", "{trained}"],
+    "predict": ["predict", "{trained}", "a fine film"],
+    "export-onnx": ["export", "{trained}", "{tmp}/out", "--onnx"],
+}
+
+
+@pytest.mark.parametrize("command", COMMANDS_READING_A_CHECKPOINT)
+def test_each_command_reads_the_checkpoints_configuration_once(
+    command, trained, tiny_bert, tmp_path, capsys, config_reads
+):
+    from .test_probing import FIXTURE_TASKS, write_senteval_file
+
+    probing = tmp_path / "probing"
+    probing.mkdir()
+    for task in FIXTURE_TASKS[:2]:
+        write_senteval_file(probing / f"{task}.txt", task)
+    paths = {"trained": trained, "tiny": tiny_bert, "tmp": tmp_path, "probing": probing}
+    paths["train"] = write_tsv(tmp_path / "train.tsv", SENTENCES)
+    argv = [part.format(**paths) for part in COMMANDS_READING_A_CHECKPOINT[command]]
+    config_reads.clear()
+    status, _, err = run_bermo(capsys, *argv)
+    assert status == 0, err
+    checkpoint = Path(argv[argv.index("--model_name_or_path") + 1] if "--model_name_or_path" in argv else argv[1])
+    assert config_reads.count(str(checkpoint / "config.json")) == 1, config_reads

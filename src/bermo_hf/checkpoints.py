@@ -28,6 +28,16 @@ def load_checkpoint_config(name_or_path: str):
         ) from None
 
 
+def config_as(model_class, checkpoint_config, **settings):
+    """`checkpoint_config` (a checkpoint's configuration, read once) as `model_class`'s configuration (a plain family
+    checkpoint's read as BERMo's with the default mix, a BERMo checkpoint's as the plain family's), with `settings`
+    applied as `from_pretrained` applies its keyword arguments. Passed as `from_pretrained(..., config=...)`, it spares
+    transformers a second read of the same file."""
+    config_class = model_class.config_class
+    config_dict = {**checkpoint_config.to_dict(), "model_type": config_class.model_type}
+    return config_class.from_dict(config_dict, **settings)
+
+
 def load_bermo_config(name_or_path: str):
     """`load_checkpoint_config` for a checkpoint that must hold a layer mix: a `BermoUsageError` for any other type."""
     config = load_checkpoint_config(name_or_path)

@@ -4,7 +4,7 @@ with `auto_map`, both code files, safetensors weights (the family's, a fresh mix
 
 from pathlib import Path
 
-from .checkpoints import load_checkpoint_config
+from .checkpoints import config_as, load_checkpoint_config
 from .errors import BermoUsageError
 from .hub import is_hub_id, set_model_card_info, write_model_card
 from .modeling_bermo import BERMO_TASKS, family_of
@@ -46,8 +46,10 @@ def convert_checkpoint(
     elif num_labels is not None:
         head_settings = {"num_labels": num_labels}
     # A head of the source for other labels (or another task) is re-initialized.
-    model = model_class.from_pretrained(source, ignore_mismatched_sizes=True, **head_settings)
-    tokenizer = AutoTokenizer.from_pretrained(source)
+    model = model_class.from_pretrained(
+        source, config=config_as(model_class, config, **head_settings), ignore_mismatched_sizes=True
+    )
+    tokenizer = AutoTokenizer.from_pretrained(source, config=config)
     set_model_card_info(model, base_model=base_model or (source if is_hub_id(source) else None))
     with files_written_into(output_dir, overwrite=overwrite_output_dir) as staging:
         model.save_pretrained(staging)

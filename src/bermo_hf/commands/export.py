@@ -55,10 +55,10 @@ def load_for_export(checkpoint: str):
     config = load_bermo_config(checkpoint)
     model_class = family_of(config.model_type).model_class(task_of((config.architectures or [""])[0]).name)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(checkpoint)
+        tokenizer = AutoTokenizer.from_pretrained(checkpoint, config=config)
     except (OSError, ValueError):
         raise BermoUsageError(f"{checkpoint} holds no tokenizer; the export needs one to build its inputs.") from None
-    return model_class.from_pretrained(checkpoint).eval(), tokenizer
+    return model_class.from_pretrained(checkpoint, config=config).eval(), tokenizer
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:

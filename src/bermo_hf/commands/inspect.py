@@ -14,8 +14,7 @@ def load_bermo_model(checkpoint: str):
     """The base model of a BERMo checkpoint (folder or Hub id), whatever its head."""
     from transformers import AutoModel
 
-    load_bermo_config(checkpoint)
-    return AutoModel.from_pretrained(checkpoint)
+    return AutoModel.from_pretrained(checkpoint, config=load_bermo_config(checkpoint))
 
 
 @reports_usage_errors("inspect")

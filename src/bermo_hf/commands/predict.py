@@ -36,11 +36,14 @@ def main(argv: list[str]) -> int:
     if bool(args.texts) == bool(args.file):
         parser.error("give either TEXT... or --file F.")
 
-    from transformers import pipeline
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
 
     texts = args.texts or read_texts(args.file)
-    load_checkpoint_config(args.checkpoint)
-    classifier = pipeline("text-classification", model=args.checkpoint, batch_size=args.batch_size)
+    config = load_checkpoint_config(args.checkpoint)
+    # Loaded here from the configuration read once; `pipeline(model=CKPT)` would read it three more times.
+    model = AutoModelForSequenceClassification.from_pretrained(args.checkpoint, config=config)
+    tokenizer = AutoTokenizer.from_pretrained(args.checkpoint, config=config)
+    classifier = pipeline("text-classification", model=model, tokenizer=tokenizer, batch_size=args.batch_size)
     for text, prediction in zip(texts, classifier(texts), strict=True):
         if args.json:
             print(json.dumps({"text": text, "label": prediction["label"], "score": prediction["score"]}))

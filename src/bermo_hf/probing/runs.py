@@ -129,13 +129,14 @@ def probe_frozen_task(
 
 def run_frozen(args: ProbingArguments, tasks: list[TaskData]) -> dict[str, dict]:
     """Frozen mode over `tasks`: per task, the per-depth probe accuracies, BERT's (last depth) and BERMo's (mix)."""
-    from transformers import AutoModel, AutoTokenizer
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
 
     @cache
     def load_model():
         with _reported_as_probing_error(args.model_name_or_path):
-            model = AutoModel.from_pretrained(args.model_name_or_path)
-            tokenizer = AutoTokenizer.from_pretrained(args.model_name_or_path)
+            config = AutoConfig.from_pretrained(args.model_name_or_path)
+            model = AutoModel.from_pretrained(args.model_name_or_path, config=config)
+            tokenizer = AutoTokenizer.from_pretrained(args.model_name_or_path, config=config)
         return model.to("cuda" if torch.cuda.is_available() else "cpu"), tokenizer
 
     cache_dir = args.cache_dir or Path(args.output_dir or ".") / "feature_cache"
@@ -191,11 +192,12 @@ def _finetune_training_arguments(args: ProbingArguments, work_dir: str):
 
 
 def finetune_task(
-    data: TaskData, args: ProbingArguments, baseline: bool, tokenizer, work_dir: str
+    data: TaskData, args: ProbingArguments, baseline: bool, tokenizer, work_dir: str, checkpoint_config=None
 ) -> tuple[float, float, LayerWeights | None]:
     """Fine-tunes BERMo (plain BERT with `baseline`) from `args.model_name_or_path` on `tr` with `bermo train`'s
     `BermoTrainer`, keeps the epoch best on `va`. Returns the accuracies (%) on `va` (that epoch) and `te`, and the
-    learned layer weights (None for BERT)."""
+    learned layer weights (None for BERT). `checkpoint_config`: the checkpoint's configuration when the caller has
+    read it already (read here otherwise)."""
     from datasets import Dataset
     from transformers import set_seed
 
@@ -211,7 +213,7 @@ def finetune_task(
     label_space = LabelSpace(list(data.label_names), False, {i: i for i in range(data.num_labels)})
     set_seed(args.seed)
     with _reported_as_probing_error(args.model_name_or_path):
-        model = load_model(ModelArguments(args.model_name_or_path, baseline=baseline), label_space)
+        model = load_model(ModelArguments(args.model_name_or_path, baseline=baseline), label_space, checkpoint_config)
     training_args = _finetune_training_arguments(args, work_dir)
     trainer = BermoTrainer(
         model=model,
@@ -230,17 +232,18 @@ def finetune_task(
 
 def run_finetune(args: ProbingArguments, tasks: list[TaskData]) -> dict[str, dict]:
     """Finetune mode over `tasks`: BERT and BERMo from the same checkpoint, same hyper-parameters and seed."""
-    from transformers import AutoTokenizer
+    from transformers import AutoConfig, AutoTokenizer
 
     with _reported_as_probing_error(args.model_name_or_path):
-        tokenizer = AutoTokenizer.from_pretrained(args.model_name_or_path)
+        checkpoint_config = AutoConfig.from_pretrained(args.model_name_or_path)
+        tokenizer = AutoTokenizer.from_pretrained(args.model_name_or_path, config=checkpoint_config)
     results = {}
     for data in tqdm(tasks, desc="tasks", unit="task"):
         entry = _task_entry(data)
         for key, baseline in (("bert", True), ("bermo", False)):
             with tempfile.TemporaryDirectory(prefix=f"bermo-probe-{data.task.name}-{key}-") as work_dir:
                 entry[f"{key}_val"], entry[key], layer_weights = finetune_task(
-                    data, args, baseline, tokenizer, work_dir
+                    data, args, baseline, tokenizer, work_dir, checkpoint_config
                 )
             if key == "bermo":
                 entry["layer_weights"] = layer_weights.to_dict()

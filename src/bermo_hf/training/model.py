@@ -5,7 +5,7 @@ import dataclasses
 
 from transformers import PreTrainedModel
 
-from ..checkpoints import load_checkpoint_config
+from ..checkpoints import config_as, load_checkpoint_config
 from ..configuration_bermo import LAYER_MIX_INITS
 from ..errors import BermoUsageError
 from ..modeling_bermo import family_model_class, family_of
@@ -66,15 +66,6 @@ def load_model(model_args: ModelArguments, label_space: LabelSpace, checkpoint_c
         for name in ("layer_mix_init", "layer_mix_dropout"):
             if getattr(model_args, name) is not None:
                 settings[name] = getattr(model_args, name)
-    config = _as_config_of(model_class, checkpoint_config, settings)
+    config = config_as(model_class, checkpoint_config, **settings)
     # A head trained for other labels is re-initialized rather than refused.
     return model_class.from_pretrained(model_args.model_name_or_path, config=config, ignore_mismatched_sizes=True)
-
-
-def _as_config_of(model_class: type[PreTrainedModel], checkpoint_config, settings: dict):
-    """The checkpoint's configuration as `model_class`'s (a plain family checkpoint's read as BERMo's with the default
-    mix, a BERMo checkpoint's as the plain family's), with `settings` applied as `from_pretrained` applies its keyword
-    arguments."""
-    config_class = model_class.config_class
-    config_dict = {**checkpoint_config.to_dict(), "model_type": config_class.model_type}
-    return config_class.from_dict(config_dict, **settings)
