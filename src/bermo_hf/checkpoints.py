@@ -1,4 +1,5 @@
-"""Checkpoints: reading one's configuration, finding the `Trainer`'s checkpoint folders, choosing one to resume."""
+"""Checkpoints: reading one's configuration (once: `config_as` hands it on), finding the `Trainer`'s checkpoint folders,
+choosing one to resume."""
 
 import re
 from pathlib import Path
