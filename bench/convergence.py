@@ -8,7 +8,8 @@ data order and dropout stream. Dev accuracy is evaluated every `--eval_every` st
 Writes a results JSON (every curve point, final and best accuracies, wall times, machine and versions), a PNG (dev
 accuracy against step: mean line and min-max band per model), and a Markdown summary: best dev accuracy mean +- std,
 steps to first reach the target accuracy and the ratio baseline/BERMo (the figure comparable to the paper's 1.67x on
-MNLI), BERMo's final layer weights averaged over seeds.
+MNLI), BERMo's final layer weights averaged over seeds. Each run is recorded as it ends; a rerun under the same
+`--name` takes the runs already recorded there and trains only the others (a file of other settings is refused).
 
     python bench/convergence.py --quick      # one seed, 120 steps, 200 dev sentences
     python bench/convergence.py              # 3 seeds, 600 steps, full dev set
@@ -223,6 +224,27 @@ def reusable_runs(paths: list[str], payload: dict) -> dict:
     return found
 
 
+def recorded_runs(results_path: Path, payload: dict) -> dict:
+    """`(model, seed) -> run` that an earlier sitting of this benchmark recorded in `results_path`, so that a rerun goes
+    on where it stopped. A file holding runs of other settings is refused (`SystemExit`), never overwritten."""
+    if not results_path.is_file():
+        return {}
+    earlier = json.loads(results_path.read_text())
+    differing = [
+        key
+        for key in payload["settings"]
+        if key not in ("seeds", "threads") and earlier["settings"].get(key) != payload["settings"][key]
+    ]
+    differing += [
+        key for key in ("checkpoint", "train_sampling", "num_train", "num_dev") if earlier[key] != payload[key]
+    ]
+    if differing:
+        raise SystemExit(
+            f"{results_path} holds runs with other settings ({', '.join(differing)}); give this run another --name."
+        )
+    return {(run["model"], run["seed"]): run for run in earlier["runs"]}
+
+
 def first_step_reaching(curve: list[dict], target: float) -> int | None:
     """The first evaluated step whose dev accuracy is at least `target`; `None` when it never is."""
     return next((point["step"] for point in curve if point["dev_accuracy"] >= target), None)
@@ -390,10 +412,15 @@ def main(argv: list[str] | None = None) -> int:
         "machine": bench_common.machine_info(),
         "runs": [],
     }
+    recorded = recorded_runs(results_path, payload)
     reused = reusable_runs(args.reuse, payload)
     start = time.perf_counter()
     for seed in args.seeds:
         for kind in MODELS:
+            if (kind, seed) in recorded:
+                print(f"[{LABELS[kind]} seed {seed}] recorded in {results_path}", flush=True)
+                payload["runs"].append(recorded[kind, seed])
+                continue
             if (kind, seed) in reused:
                 print(f"[{LABELS[kind]} seed {seed}] reused from {reused[kind, seed]['reused_from']}", flush=True)
                 payload["runs"].append(reused[kind, seed])

@@ -120,6 +120,20 @@ def test_convergence_runs_both_models_and_writes_json_markdown_and_plot(tiny_ber
     assert [run.pop("reused_from") for run in again["runs"]] == [str(tmp_path / "results" / "tiny.json")] * 4
     assert again["runs"] == results["runs"] and again["summary"] == results["summary"]
 
+    # a rerun under the same name goes on from what is recorded there, and never overwrites runs of other settings
+    recorded = tmp_path / "results" / "again.json"
+    payload = json.loads(recorded.read_text())
+    payload["runs"] = payload["runs"][:3]  # as if stopped during the last run
+    recorded.write_text(json.dumps(payload))
+    capsys.readouterr()
+    assert convergence.main(argv) == 0
+    assert capsys.readouterr().out.count("recorded in") == 3
+    resumed = json.loads(recorded.read_text())
+    assert resumed["runs"][:3] == payload["runs"] and resumed["runs"][3]["seed"] == 1
+    with pytest.raises(SystemExit, match=r"again.json holds runs with other settings \(learning_rate\)"):
+        convergence.main([*argv, "--learning_rate", "1e-3"])
+    assert json.loads(recorded.read_text()) == resumed
+
     # BERMo's mix learning rate leaves BERT's runs reusable and BERMo's not
     argv += ["--name", "mix_lr", "--mix_learning_rate", "0.01"]
     assert convergence.main(argv) == 0
