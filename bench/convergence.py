@@ -15,6 +15,7 @@ MNLI), BERMo's final layer weights averaged over seeds. Each run is recorded as 
     python bench/convergence.py              # 3 seeds, 600 steps, full dev set
     python bench/convergence.py --mix_learning_rate 1e-2 --name convergence_sst2_mix_lr_1e-2 \
         --reuse bench/results/convergence_sst2.json   # BERMo again with a faster mix; BERT's runs reused
+    python bench/convergence.py --name convergence_sst2 --report_only   # tables and figure of the runs recorded
 """
 
 import argparse
@@ -94,6 +95,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="JSON",
         help="results files of earlier runs: a (model, seed) run found there with the same training settings is\n"
         "taken from it instead of being trained again (to finish a long benchmark in parts)",
+    )
+    parser.add_argument(
+        "--report_only",
+        action="store_true",
+        help="train nothing: redraw the report and figure of the runs recorded under --name (a grid stopped early)",
     )
     parser.add_argument("--name", help="base name of the output files (default convergence_sst2[_quick])")
     parser.add_argument("--results_dir", default=str(bench_common.RESULTS_DIR), help="where the JSON and .md go")
@@ -385,13 +391,21 @@ def main(argv: list[str] | None = None) -> int:
     bench_common.set_threads(args.threads)
     from transformers import AutoTokenizer
 
+    results_path = Path(args.results_dir) / f"{args.name}.json"
+    if args.report_only:
+        if not results_path.is_file():
+            raise SystemExit(f"--report_only: no runs are recorded in {results_path}.")
+        payload = json.loads(results_path.read_text())
+        if {run["model"] for run in payload["runs"]} != set(MODELS):
+            raise SystemExit(f"--report_only: {results_path} needs at least one run of each of {', '.join(MODELS)}.")
+        write_report(payload, args, results_path)
+        return 0
     checkpoint = bench_common.resolve_checkpoint(args.model)
     if checkpoint is None:
         raise SystemExit("convergence needs a pretrained checkpoint folder, not bert-base-random")
     tokenizer = AutoTokenizer.from_pretrained(checkpoint)
     datasets = load_sst2(args.data_dir, tokenizer, args.max_length, args.dev_subset, args.train_subset)
     command = bench_common.command_line(argv, "convergence.py")
-    results_path = Path(args.results_dir) / f"{args.name}.json"
     print(
         f"SST-2: {len(datasets['train'])} train, {len(datasets['dev'])} dev sentences; {args.max_steps} steps per run, "
         f"dev evaluated every {args.eval_every}; seeds {args.seeds}; writing {results_path}",
@@ -430,18 +444,27 @@ def main(argv: list[str] | None = None) -> int:
             bench_common.write_json(results_path, payload)  # partial results survive an interrupted run
 
     payload["total_wall_time_s"] = time.perf_counter() - start
+    write_report(payload, args, results_path)
+    return 0
+
+
+def write_report(payload: dict, args: argparse.Namespace, results_path: Path) -> None:
+    """Summarizes the runs of `payload` into its results JSON, the Markdown tables and the figure."""
+    seeds = sorted({run["seed"] for run in payload["runs"]})
+    target = payload["settings"].get("target", args.target)
+    mix_learning_rate = payload["settings"]["mix_learning_rate"]
     payload["sum_of_run_wall_times_s"] = sum(run["wall_time_s"] for run in payload["runs"])
-    payload["summary"] = summarize(payload["runs"], args.target)
-    bench_common.write_report(results_path, payload, summary_markdown(payload["summary"], args.seeds))
+    payload["summary"] = summarize(payload["runs"], target)
+    bench_common.write_report(results_path, payload, summary_markdown(payload["summary"], seeds))
+    checkpoint = payload["checkpoint"]
+    model_name = "MiniLM-L6" if checkpoint == bench_common.MINILM else Path(checkpoint).name
     figure = plot(
         payload["summary"],
         Path(args.figures_dir) / f"{args.name}.png",
-        f"SST-2 dev accuracy, {Path(checkpoint).name if args.model != bench_common.MINILM else 'MiniLM-L6'}, "
-        f"{len(args.seeds)} seed(s): mean and min-max"
-        + (f"; BERMo mix lr {args.mix_learning_rate:g}" if args.mix_learning_rate is not None else ""),
+        f"SST-2 dev accuracy, {model_name}, {len(seeds)} seed(s): mean and min-max"
+        + (f"; BERMo mix lr {mix_learning_rate:g}" if mix_learning_rate is not None else ""),
     )
-    print(f"wrote {results_path}, {figure} and {args.name}.md in {payload['total_wall_time_s']:.0f}s", flush=True)
-    return 0
+    print(f"wrote {results_path}, {figure} and {args.name}.md", flush=True)
 
 
 if __name__ == "__main__":

@@ -113,6 +113,17 @@ def test_convergence_runs_both_models_and_writes_json_markdown_and_plot(tiny_ber
     assert "| BERT |" in markdown and "| BERMo |" in markdown and "1.67x" in markdown
     assert "[BERMo seed 1] step     2/2" in capsys.readouterr().out
 
+    # --report_only redraws the tables and the figure from the recorded runs, training nothing
+    figure.unlink()
+    (tmp_path / "results" / "tiny.md").unlink()
+    capsys.readouterr()
+    assert convergence.main([*argv, "--report_only"]) == 0
+    assert "[BERT seed 0] step" not in capsys.readouterr().out
+    assert json.loads((tmp_path / "results" / "tiny.json").read_text())["summary"] == results["summary"]
+    assert (tmp_path / "results" / "tiny.md").read_text() == markdown and figure.is_file()
+    with pytest.raises(SystemExit, match="--report_only: no runs are recorded in .*nothing.json"):
+        convergence.main([*argv, "--report_only", "--name", "nothing"])
+
     # finishing a benchmark in parts: runs with the same settings are taken from earlier results, not retrained
     argv += ["--name", "again", "--reuse", str(tmp_path / "results" / "tiny.json")]
     assert convergence.main(argv) == 0
