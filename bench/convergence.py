@@ -315,16 +315,21 @@ def _fmt_steps(steps) -> str:
     return "not reached" if steps is None else f"{steps:g}"
 
 
+def _labels(summary: dict) -> dict:
+    """Model kind -> name in tables and figures: the plain model by its family (`BERT`, `MPNet`, ...), and BERMo."""
+    return {**LABELS, "bert": summary.get("family", LABELS["bert"])}
+
+
 def _fmt_ratio(ratio) -> str:
     return "n/a" if ratio is None else f"{ratio:.2f}x"
 
 
 def summary_markdown(summary: dict, seeds: list[int]) -> str:
-    """The summary as Markdown tables, as pasted into BENCHMARKS.md."""
-    target = summary["target_accuracy"]
+    """The summary as Markdown tables, as pasted into BENCHMARKS.md; the plain model is named by its family."""
+    target, labels = summary["target_accuracy"], _labels(summary)
     lines = [
-        f"Target accuracy: {target:.4f} ({summary['target_fraction']:.0%} of BERT's mean best dev accuracy); "
-        f"seeds {', '.join(map(str, seeds))}.",
+        f"Target accuracy: {target:.4f} ({summary['target_fraction']:.0%} of {labels['bert']}'s mean best dev "
+        f"accuracy); seeds {', '.join(map(str, seeds))}.",
         "",
         "| model | best dev acc (mean +- std) | final dev acc (mean +- std) | steps to target, per seed "
         "| steps to target, mean curve | wall time per run (s) |",
@@ -334,13 +339,13 @@ def summary_markdown(summary: dict, seeds: list[int]) -> str:
         model = summary["models"][kind]
         per_seed = ", ".join(_fmt_steps(steps) for steps in model["steps_to_target_per_seed"].values())
         lines.append(
-            f"| {LABELS[kind]} | {model['best_accuracy']['mean']:.4f} +- {model['best_accuracy']['std']:.4f} "
+            f"| {labels[kind]} | {model['best_accuracy']['mean']:.4f} +- {model['best_accuracy']['std']:.4f} "
             f"| {model['final_accuracy']['mean']:.4f} +- {model['final_accuracy']['std']:.4f} | {per_seed} "
             f"| {_fmt_steps(model['steps_to_target_of_mean_curve'])} | {model['wall_time_s']['mean']:.0f} |"
         )
     lines += [
         "",
-        "Steps-to-target ratio BERT/BERMo (paper: 1.67x MNLI, 1.15x QQP): mean curve "
+        f"Steps-to-target ratio {labels['bert']}/BERMo (paper: 1.67x MNLI, 1.15x QQP): mean curve "
         f"{_fmt_ratio(summary['speedup_mean_curve'])}, "
         f"mean over seeds {_fmt_ratio(summary['speedup_mean_over_seeds'])}.",
         "",
@@ -366,10 +371,11 @@ def plot(summary: dict, path: str | Path, title: str) -> Path:
     import matplotlib.pyplot as plt
 
     figure, axes = plt.subplots(figsize=(7, 4.5))
+    labels = _labels(summary)
     for kind, color in zip(MODELS, ("tab:blue", "tab:orange"), strict=True):
         curve = summary["models"][kind]["mean_curve"]
         steps = [point["step"] for point in curve]
-        axes.plot(steps, [point["dev_accuracy"] for point in curve], color=color, marker="o", ms=3, label=LABELS[kind])
+        axes.plot(steps, [point["dev_accuracy"] for point in curve], color=color, marker="o", ms=3, label=labels[kind])
         axes.fill_between(
             steps, [point["min"] for point in curve], [point["max"] for point in curve], color=color, alpha=0.2
         )
@@ -455,6 +461,7 @@ def write_report(payload: dict, args: argparse.Namespace, results_path: Path) ->
     mix_learning_rate = payload["settings"]["mix_learning_rate"]
     payload["sum_of_run_wall_times_s"] = sum(run["wall_time_s"] for run in payload["runs"])
     payload["summary"] = summarize(payload["runs"], target)
+    payload["summary"]["family"] = bench_common.family_name(payload["checkpoint"])
     bench_common.write_report(results_path, payload, summary_markdown(payload["summary"], seeds))
     checkpoint = payload["checkpoint"]
     model_name = "MiniLM-L6" if checkpoint == bench_common.MINILM else Path(checkpoint).name
