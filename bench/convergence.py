@@ -207,6 +207,8 @@ TRAINING_SETTINGS = (
     "weight_decay",
     "max_length",
 )
+# What else a recorded run depends on: the checkpoint and the data it saw.
+DATA_KEYS = ("checkpoint", "train_sampling", "num_train", "num_dev")
 
 
 def reusable_runs(paths: list[str], payload: dict) -> dict:
@@ -215,7 +217,7 @@ def reusable_runs(paths: list[str], payload: dict) -> dict:
     for path in paths:
         earlier = json.loads(Path(path).read_text())
         same = all(earlier["settings"][key] == payload["settings"][key] for key in TRAINING_SETTINGS) and all(
-            earlier[key] == payload[key] for key in ("checkpoint", "train_sampling", "num_train", "num_dev")
+            earlier[key] == payload[key] for key in DATA_KEYS
         )
         if not same:
             print(f"not reusing {path}: its settings differ from this run's", flush=True)
@@ -241,9 +243,7 @@ def recorded_runs(results_path: Path, payload: dict) -> dict:
         for key in payload["settings"]
         if key not in ("seeds", "threads") and earlier["settings"].get(key) != payload["settings"][key]
     ]
-    differing += [
-        key for key in ("checkpoint", "train_sampling", "num_train", "num_dev") if earlier[key] != payload[key]
-    ]
+    differing += [key for key in DATA_KEYS if earlier[key] != payload[key]]
     if differing:
         raise SystemExit(
             f"{results_path} holds runs with other settings ({', '.join(differing)}); give this run another --name."
