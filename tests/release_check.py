@@ -3,10 +3,12 @@ once per release environment, in a fresh process.
 
     python release_check.py remote FOLDER INPUTS_JSON
         Loads FOLDER through its own code files (`trust_remote_code=True`, `bermo_hf` not importable), prints the
-        logits for INPUTS_JSON's token ids and the `pipeline("text-classification")` labels of its texts.
+        logits and hidden states for INPUTS_JSON's token ids and the `pipeline("text-classification")` labels of its
+        texts.
     python release_check.py package OUT
         Through the package: a few `BermoTrainer` steps on a tiny random model, `save_pretrained` into OUT, reload,
-        and prints the logits before saving and after reloading, and whether every mix parameter moved.
+        and prints the logits and hidden states before saving and after reloading, and whether every mix parameter
+        moved.
 
 Each prints one line `RESULT {json}`.
 """
@@ -24,12 +26,14 @@ def load_remote(folder: str, inputs: dict) -> dict:
 
     model = AutoModelForSequenceClassification.from_pretrained(folder, trust_remote_code=True).eval()
     with torch.no_grad():
-        logits = model(**{name: torch.tensor(inputs[name]) for name in ("input_ids", "attention_mask")}).logits
+        batch = {name: torch.tensor(inputs[name]) for name in ("input_ids", "attention_mask")}
+        output = model(**batch, output_hidden_states=True)
     classifier = pipeline("text-classification", model=folder, trust_remote_code=True)
     return {
         "transformers": transformers.__version__,
         "module": type(model).__module__,
-        "logits": logits.tolist(),
+        "logits": output.logits.tolist(),
+        "hidden_states": [state.tolist() for state in output.hidden_states],
         "labels": [prediction["label"] for prediction in classifier(inputs["texts"])],
     }
 
@@ -70,13 +74,16 @@ def train_save_reload(out: str) -> dict:
     reloaded = BermoForSequenceClassification.from_pretrained(f"{out}/saved").eval()
     probe = {"input_ids": input_ids[:4], "attention_mask": torch.ones_like(input_ids[:4])}
     with torch.no_grad():
-        before, after = model.eval()(**probe).logits, reloaded(**probe).logits
+        before = model.eval()(**probe, output_hidden_states=True)
+        after = reloaded(**probe, output_hidden_states=True)
     return {
         "transformers": transformers.__version__,
         "mix_moved": moved,
         "input_ids": probe["input_ids"].tolist(),
-        "logits_before_saving": before.tolist(),
-        "logits_after_reloading": after.tolist(),
+        "logits_before_saving": before.logits.tolist(),
+        "logits_after_reloading": after.logits.tolist(),
+        "hidden_states_before_saving": [state.tolist() for state in before.hidden_states],
+        "hidden_states_after_reloading": [state.tolist() for state in after.hidden_states],
     }
 
 

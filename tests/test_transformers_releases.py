@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from transformers import BertTokenizerFast
+from transformers import BertForSequenceClassification, BertTokenizerFast
 
 from bermo_hf import BermoConfig, BermoForSequenceClassification
 
@@ -167,22 +167,34 @@ def trained_folder(tmp_path_factory):
     model.save_pretrained(folder)
     tokenizer = save_tiny_tokenizer(folder)
     inputs = dict(tokenizer(TEXTS, padding=True))
+    batch = {name: torch.tensor(inputs[name]) for name in ("input_ids", "attention_mask")}
+    # The reference hidden states are transformers' own BERT's, loaded from the same folder.
+    plain = BertForSequenceClassification.from_pretrained(folder).eval()
     with torch.no_grad():
-        logits = model(**{name: torch.tensor(inputs[name]) for name in ("input_ids", "attention_mask")}).logits
+        logits = model(**batch).logits
+        hidden_states = plain(**batch, output_hidden_states=True).hidden_states
     labels = [id2label[index] for index in logits.argmax(-1).tolist()]
-    return folder, {**inputs, "texts": TEXTS}, logits, labels
+    return folder, {**inputs, "texts": TEXTS}, logits, hidden_states, labels
 
 
 @pytest.mark.parametrize("release", RELEASES)
-def test_a_saved_model_loads_through_its_remote_code_to_identical_logits_and_labels(
+def test_a_saved_model_loads_through_its_remote_code_to_identical_logits_hidden_states_and_labels(
     release, transformers_releases, trained_folder, tmp_path
 ):
-    folder, inputs, logits, labels = trained_folder
+    folder, inputs, logits, hidden_states, labels = trained_folder
     loaded = run_under(transformers_releases / release, tmp_path, "remote", str(folder), json.dumps(inputs))
     assert loaded["transformers"] == release
     assert loaded["module"].startswith("transformers_modules.")
     torch.testing.assert_close(torch.tensor(loaded["logits"]), logits, rtol=0, atol=1e-6)
+    assert_hidden_states_equal(loaded["hidden_states"], hidden_states)
     assert loaded["labels"] == labels
+
+
+def assert_hidden_states_equal(ours: list, reference) -> None:
+    """Every depth (embeddings first, the last layer last, never the mix) as the reference has it."""
+    assert len(ours) == len(reference)
+    for depth, (state, expected) in enumerate(zip(ours, reference, strict=True)):
+        torch.testing.assert_close(torch.tensor(state), expected, rtol=0, atol=1e-6, msg=f"hidden_states[{depth}]")
 
 
 @pytest.mark.parametrize("release", RELEASES)
@@ -191,8 +203,14 @@ def test_the_package_trains_saves_and_reloads_exactly(release, transformers_rele
     assert result["transformers"] == release
     assert result["mix_moved"]
     assert result["logits_after_reloading"] == result["logits_before_saving"]
-    # ... and what that release saved loads here, with the installed newest, to the same numbers.
-    model = BermoForSequenceClassification.from_pretrained(tmp_path / "out" / "saved").eval()
+    assert result["hidden_states_after_reloading"] == result["hidden_states_before_saving"]
+    # ... and what that release saved loads here, with the installed newest, to the same numbers, its hidden states
+    # those of transformers' own BERT from the same folder.
+    saved = tmp_path / "out" / "saved"
+    input_ids = torch.tensor(result["input_ids"])
     with torch.no_grad():
-        logits = model(input_ids=torch.tensor(result["input_ids"])).logits
+        logits = BermoForSequenceClassification.from_pretrained(saved).eval()(input_ids=input_ids).logits
+        plain = BertForSequenceClassification.from_pretrained(saved).eval()
+        hidden_states = plain(input_ids=input_ids, output_hidden_states=True).hidden_states
     torch.testing.assert_close(logits, torch.tensor(result["logits_before_saving"]), rtol=0, atol=1e-6)
+    assert_hidden_states_equal(result["hidden_states_before_saving"], hidden_states)
