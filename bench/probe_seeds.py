@@ -19,6 +19,9 @@ from bermo_hf.probing import GROUPS, RESULTS_JSON
 def load_runs(folders: list[str]) -> list[dict]:
     """The fine-tune reports of `folders`, which must cover the same tasks."""
     runs = [json.loads((Path(folder) / RESULTS_JSON).read_text()) for folder in folders]
+    for folder, run in zip(folders, runs, strict=True):
+        if run.get("pending"):
+            raise SystemExit(f"probe_seeds.py: {folder} is a partial report (not run yet: {', '.join(run['pending'])})")
     tasks = [list(run["tasks"]) for run in runs]
     if any(run["mode"] != "finetune" for run in runs) or any(names != tasks[0] for names in tasks):
         raise SystemExit("probe_seeds.py: every folder must hold a fine-tune report of the same tasks")

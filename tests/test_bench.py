@@ -507,3 +507,7 @@ def test_probe_seeds_sets_fine_tune_reports_side_by_side(tmp_path, capsys):
     (tmp_path / "seed1" / "probe_results.json").write_text(json.dumps({"mode": "frozen", "tasks": {}, "groups": {}}))
     with pytest.raises(SystemExit, match="fine-tune report of the same tasks"):
         probe_seeds.main(folders)
+    partial = {"mode": "finetune", "tasks": {}, "groups": {}, "pending": ["past_present", "subj_number"]}
+    (tmp_path / "seed1" / "probe_results.json").write_text(json.dumps(partial))
+    with pytest.raises(SystemExit, match="seed1 is a partial report \\(not run yet: past_present, subj_number\\)"):
+        probe_seeds.main(folders)

@@ -5,6 +5,7 @@ a WordPiece tokenizer built from a vocabulary written here too."""
 
 import json
 import random
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -445,3 +446,77 @@ def test_a_non_empty_output_dir_is_refused_and_with_overwrite_only_the_reports_f
     assert json.loads((output_dir / RESULTS_JSON).read_text())["tasks"]["past_present"]["difference"] == 2.0
     assert (output_dir / "notes.txt").read_text() == "mine"
     assert sorted(path.name for path in output_dir.iterdir()) == sorted(["notes.txt", RESULTS_JSON, RESULTS_MARKDOWN])
+
+
+def test_an_interrupted_finetune_run_resumes_to_the_report_of_an_uninterrupted_one(
+    tiny_bert, data_dir, tmp_path, monkeypatch, capsys
+):
+    from bermo_hf.probing import runs
+
+    flags = ["--model_name_or_path", tiny_bert, "--data_dir", data_dir, "--tasks", "past_present", "bigram_shift"]
+    flags += ["--num_train_epochs", "1", "--batch_size", "16", "--max_train_samples", "16", "--max_eval_samples", "8"]
+    assert _cli(*flags, "--output_dir", tmp_path / "whole") == 0
+    whole = json.loads((tmp_path / "whole" / RESULTS_JSON).read_text())
+
+    fine_tunings = []
+    finetune_task = runs.finetune_task
+
+    def interrupted_at_the_third(data, *args, **kwargs):
+        fine_tunings.append(data.task.name)
+        if len(fine_tunings) == 3:
+            raise KeyboardInterrupt
+        return finetune_task(data, *args, **kwargs)
+
+    monkeypatch.setattr(runs, "finetune_task", interrupted_at_the_third)
+    output_dir = tmp_path / "resumed"
+    assert _cli(*flags, "--output_dir", output_dir) == 130  # as after Ctrl-C
+    message = f"interrupted: {output_dir / RESULTS_JSON} holds the tasks finished; the same command with --resume"
+    assert message in capsys.readouterr().err
+    partial = json.loads((output_dir / RESULTS_JSON).read_text())
+    assert list(partial["tasks"]) == ["bigram_shift"] and partial["pending"] == ["past_present"]
+    assert "**Partial report**: 1 task(s) not run yet (past_present)" in (output_dir / RESULTS_MARKDOWN).read_text()
+    assert sorted(path.name for path in output_dir.iterdir()) == sorted([RESULTS_JSON, RESULTS_MARKDOWN, HEATMAP_PNG])
+
+    assert _cli(*flags, "--output_dir", output_dir, "--resume") == 0
+    assert fine_tunings == ["bigram_shift", "bigram_shift", "past_present", "past_present", "past_present"]
+    resumed = json.loads((output_dir / RESULTS_JSON).read_text())
+    assert resumed["pending"] == [] and resumed["tasks"] == whole["tasks"]
+    assert (resumed["groups"], resumed["overall"]) == (whole["groups"], whole["overall"])
+    assert "Partial report" not in (output_dir / RESULTS_MARKDOWN).read_text()
+
+    assert _cli(*flags, "--output_dir", output_dir, "--resume") == 0  # nothing left: no model runs
+    assert len(fine_tunings) == 5 and json.loads((output_dir / RESULTS_JSON).read_text())["tasks"] == whole["tasks"]
+
+
+def test_resume_refuses_a_report_of_other_settings_or_files_it_did_not_write(
+    tiny_bert, data_dir, tmp_path, capsys, monkeypatch
+):
+    from bermo_hf.probing import runs
+
+    monkeypatch.setattr(runs, "run_finetune", _fail)
+    output_dir = tmp_path / "out"
+    output_dir.mkdir()
+    recorded = runs.ProbingArguments(tiny_bert, str(data_dir), output_dir=str(output_dir), learning_rate=5e-5)
+    report = summarize({"past_present": {"bert": 60.0, "bermo": 62.0}}, "finetune", asdict(recorded))
+    (output_dir / RESULTS_JSON).write_text(json.dumps(report))
+    flags = ["--model_name_or_path", tiny_bert, "--data_dir", data_dir, "--output_dir", output_dir, "--resume"]
+
+    assert _cli(*flags, "--learning_rate", "2e-5", "--tasks", "past_present") == 1
+    error = capsys.readouterr().err.strip()
+    assert error.count("\n") == 0 and f"{output_dir / RESULTS_JSON} was written with other settings" in error
+    assert error.endswith(
+        "(learning_rate=5e-05 there, 2e-05 now): resume with the flags of that run, or choose another output folder."
+    )
+
+    (output_dir / RESULTS_JSON).write_text("{not json")
+    assert _cli(*flags) == 1
+    assert "not a report of `bermo probe`" in capsys.readouterr().err
+
+    (output_dir / RESULTS_JSON).unlink()
+    (output_dir / RESULTS_MARKDOWN).write_text("someone's notes")
+    assert _cli(*flags) == 1
+    assert f"holds {RESULTS_MARKDOWN} but no {RESULTS_JSON}" in capsys.readouterr().err
+    assert (output_dir / RESULTS_MARKDOWN).read_text() == "someone's notes"
+
+    assert _cli("--model_name_or_path", tiny_bert, "--data_dir", data_dir, "--resume") == 1
+    assert "--resume continues the run in --output_dir" in capsys.readouterr().err

@@ -7,15 +7,17 @@ status 1, as for every `bermo` command.
 
 import argparse
 import sys
+from pathlib import Path
 
 from transformers import HfArgumentParser
 
-from ..probing import ProbingArguments, format_markdown, run_probing
+from ..probing import RESULTS_JSON, ProbingArguments, format_markdown, run_probing
 from ._common import reports_usage_errors
 
 EPILOG = """examples:
   bermo probe --model_name_or_path bert-base-uncased --data_dir SentEval/data/probing --output_dir probe-ft
   bermo probe --mode frozen --pooling mean --model_name_or_path ./bert --data_dir ./probing --output_dir probe-frozen
+  bermo probe --model_name_or_path bert-base-uncased --data_dir SentEval/data/probing --output_dir probe-ft --resume
 """
 
 
@@ -34,7 +36,17 @@ def build_parser() -> HfArgumentParser:
 def main(argv: list[str]) -> int:
     """Runs `bermo probe ARGS`; returns the exit status."""
     (args,) = build_parser().parse_args_into_dataclasses(args=argv)
-    report = run_probing(args)
+    try:
+        report = run_probing(args)
+    except KeyboardInterrupt:
+        results = Path(args.output_dir or "", RESULTS_JSON)
+        if args.output_dir and results.is_file():
+            print(
+                f"bermo probe: interrupted: {results} holds the tasks finished; the same command with --resume runs "
+                "the others.",
+                file=sys.stderr,
+            )
+        raise
     print(format_markdown(report))
     if args.output_dir:
         print(f"results written to {args.output_dir}", file=sys.stderr)

@@ -9,6 +9,7 @@ per-group and overall averages. `format_markdown` and `plot_heatmap` render it; 
 import json
 import os
 import statistics
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -22,10 +23,13 @@ RESULTS_MARKDOWN = "probe_results.md"
 HEATMAP_PNG = "probe_heatmap.png"
 
 
-def summarize(task_results: dict[str, dict], mode: str, settings: dict | None = None) -> dict:
+def summarize(
+    task_results: dict[str, dict], mode: str, settings: dict | None = None, pending: Sequence[str] = ()
+) -> dict:
     """The report: `task_results` (keyed by task name, each with `bert` and `bermo` accuracies in %, optionally
     `layer_weights` as `LayerWeights.to_dict()`) in SentEval's task order with the difference BERMo - BERT, plus
-    per-group (surface, syntactic, semantic) and overall averages."""
+    per-group (surface, syntactic, semantic) and overall averages. `pending`: the tasks of the run not finished yet
+    (a partial report, written while the run goes on)."""
     tasks = {}
     for task in SENTEVAL_TASKS:
         if task.name not in task_results:
@@ -41,7 +45,14 @@ def summarize(task_results: dict[str, dict], mode: str, settings: dict | None = 
         if members:
             groups[group] = _average([tasks[name] for name in members]) | {"tasks": members}
     overall = _average(list(tasks.values())) if tasks else {}
-    return {"mode": mode, "settings": settings or {}, "tasks": tasks, "groups": groups, "overall": overall}
+    return {
+        "mode": mode,
+        "settings": settings or {},
+        "tasks": tasks,
+        "groups": groups,
+        "overall": overall,
+        "pending": list(pending),
+    }
 
 
 def _average(entries: list[dict]) -> dict:
@@ -62,6 +73,12 @@ def format_markdown(report: dict) -> str:
         )
     else:
         lines.append("Test accuracy (%), epoch selected on va; BERT and BERMo share every hyper-parameter and seed.")
+    if report.get("pending"):
+        lines += [
+            "",
+            f"**Partial report**: {len(report['pending'])} task(s) not run yet ({', '.join(report['pending'])}); "
+            "`bermo probe --resume` with the same flags runs them.",
+        ]
     lines += ["", "| Group | Task | BERT | BERMo | Δ | Expected layer |", "|---|---|---:|---:|---:|---:|"]
     for group, summary in report["groups"].items():
         for name in summary["tasks"]:

@@ -9,9 +9,11 @@ Two settings, chosen by `ProbingArguments.mode` (and `bermo probe --mode`):
   (`features`); a logistic regression is trained per depth and a linear probe on the learned mix of every depth
   (`probes`).
 
-Both return one result entry per task, which `report.summarize` turns into the report.
+Both return one result entry per task, which `report.summarize` turns into the report. `run_probing` writes the
+report after every task, so an interrupted run leaves the tasks it finished, and `--resume` runs only the others.
 """
 
+import json
 import tempfile
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -30,6 +32,9 @@ from .features import cached_depth_features, checkpoint_fingerprint
 from .probes import ProbeResult, fit_depth_probe, fit_mix_probe
 from .report import HEATMAP_PNG, RESULTS_JSON, RESULTS_MARKDOWN, summarize, write_outputs
 
+# Settings that do not change a task's result: a recorded task is reused under other values of these.
+SETTINGS_NOT_IN_RESULTS = ("output_dir", "overwrite_output_dir", "resume", "tasks", "cache_dir")
+
 # --------------------------------------------------------------------------------------------------- arguments
 
 
@@ -40,13 +45,24 @@ class ProbingArguments:
     model_name_or_path: str = field(metadata={"help": "BERT (or BERMo) checkpoint folder with its tokenizer."})
     data_dir: str = field(metadata={"help": "Folder holding SentEval probing files (past_present.txt, ...)."})
     output_dir: str | None = field(
-        default=None, metadata={"help": f"Where {RESULTS_MARKDOWN}, {RESULTS_JSON} and {HEATMAP_PNG} go."}
+        default=None,
+        metadata={
+            "help": f"Where {RESULTS_MARKDOWN}, {RESULTS_JSON} and {HEATMAP_PNG} go, rewritten after every task "
+            "(until the last task the report is marked partial and names the tasks still to run)."
+        },
     )
     overwrite_output_dir: bool = field(
         default=False,
         metadata={
             "help": "Write into a non-empty --output_dir (e.g. a rerun that reuses its feature cache): only the files "
             "written are replaced, nothing else is removed."
+        },
+    )
+    resume: bool = field(
+        default=False,
+        metadata={
+            "help": f"Continue a run in --output_dir: the tasks its {RESULTS_JSON} holds are kept, the others run. "
+            "Refused when that report was written with other settings (the tasks and output flags may differ)."
         },
     )
     mode: Literal["finetune", "frozen"] = field(
@@ -103,6 +119,8 @@ class ProbingArguments:
         if self.tasks:
             for name in self.tasks:
                 senteval_task(name)
+        if self.resume and not self.output_dir:
+            raise ProbingError("--resume continues the run in --output_dir: name that folder.")
 
 
 # --------------------------------------------------------------------------------------------------- frozen mode
@@ -127,8 +145,9 @@ def probe_frozen_task(
     return depth_results, mix_result
 
 
-def run_frozen(args: ProbingArguments, tasks: list[TaskData]) -> dict[str, dict]:
-    """Frozen mode over `tasks`: per task, the per-depth probe accuracies, BERT's (last depth) and BERMo's (mix)."""
+def run_frozen(args: ProbingArguments, tasks: list[TaskData], on_task=None) -> dict[str, dict]:
+    """Frozen mode over `tasks`: per task, the per-depth probe accuracies, BERT's (last depth) and BERMo's (mix).
+    `on_task(name, entry)`, when given, is called as each task finishes."""
     from transformers import AutoConfig, AutoModel, AutoTokenizer
 
     @cache
@@ -159,6 +178,8 @@ def run_frozen(args: ProbingArguments, tasks: list[TaskData]) -> dict[str, dict]
             "bermo_c": mix_result.c,
             "layer_weights": LayerWeights(mix_result.weights, gamma=1.0).to_dict(),
         }
+        if on_task:
+            on_task(data.task.name, results[data.task.name])
     return results
 
 
@@ -230,8 +251,10 @@ def finetune_task(
     return 100 * trainer.state.best_metric, 100 * test_accuracy, layer_weights
 
 
-def run_finetune(args: ProbingArguments, tasks: list[TaskData]) -> dict[str, dict]:
-    """Finetune mode over `tasks`: BERT and BERMo from the same checkpoint, same hyper-parameters and seed."""
+def run_finetune(args: ProbingArguments, tasks: list[TaskData], on_task=None) -> dict[str, dict]:
+    """Finetune mode over `tasks`: BERT and BERMo from the same checkpoint, same hyper-parameters and seed (set
+    anew for each model, so a task's result does not depend on the tasks run before it). `on_task(name, entry)`,
+    when given, is called as each task finishes."""
     from transformers import AutoConfig, AutoTokenizer
 
     with _reported_as_probing_error(args.model_name_or_path):
@@ -248,6 +271,8 @@ def run_finetune(args: ProbingArguments, tasks: list[TaskData]) -> dict[str, dic
             if key == "bermo":
                 entry["layer_weights"] = layer_weights.to_dict()
         results[data.task.name] = entry
+        if on_task:
+            on_task(data.task.name, entry)
     return results
 
 
@@ -278,15 +303,63 @@ def _reported_as_probing_error(model_name_or_path: str):
 # ------------------------------------------------------------------------------------------------------ entry point
 
 
+def recorded_task_results(args: ProbingArguments) -> dict[str, dict]:
+    """The task results that `args.output_dir`'s report holds, for `--resume`: none when the folder has no report
+    (nor a markdown report or heat-map, which would be overwritten); `ProbingError` when the report cannot be read or
+    was written in another mode or with other settings (`SETTINGS_NOT_IN_RESULTS` may differ)."""
+    output_dir = Path(args.output_dir)
+    path = output_dir / RESULTS_JSON
+    if not path.is_file():
+        foreign = [name for name in (RESULTS_MARKDOWN, HEATMAP_PNG) if (output_dir / name).exists()]
+        if foreign:
+            raise ProbingError(
+                f"{output_dir} holds {', '.join(foreign)} but no {RESULTS_JSON}: nothing to resume, and those files "
+                "would be replaced; choose another output folder."
+            )
+        return {}
+    try:
+        report = json.loads(path.read_text(encoding="utf-8"))
+        recorded_mode, recorded_settings, tasks = report["mode"], report["settings"], report["tasks"]
+    except (ValueError, TypeError, KeyError) as error:
+        raise ProbingError(f"{path}: not a report of `bermo probe` ({error!r}); cannot resume from it.") from error
+    settings = {"mode": args.mode} | asdict(args)
+    recorded_settings = {"mode": recorded_mode} | recorded_settings
+    differences = [
+        f"{key}={recorded_settings.get(key)!r} there, {value!r} now"
+        for key, value in settings.items()
+        if key not in SETTINGS_NOT_IN_RESULTS and recorded_settings.get(key) != value
+    ]
+    if differences:
+        raise ProbingError(
+            f"{path} was written with other settings ({'; '.join(differences)}): resume with the flags of that run, "
+            "or choose another output folder."
+        )
+    return dict(tasks)
+
+
 def run_probing(args: ProbingArguments) -> dict:
     """Reads the SentEval files, probes every task in `args.mode`, writes the outputs to `args.output_dir` (when
-    set) and returns the report (see `summarize`). Every file is read and checked, and a non-empty `args.output_dir`
-    refused unless `args.overwrite_output_dir`, before any model runs."""
+    set) after every task and returns the report (see `summarize`). Every file is read and checked, and a non-empty
+    `args.output_dir` refused unless `args.overwrite_output_dir` or `args.resume`, before any model runs. With
+    `args.resume` the tasks already in the folder's report (`recorded_task_results`) are kept and not run again."""
+    task_results = {}
     if args.output_dir:
-        check_output_dir(args.output_dir, args.overwrite_output_dir)
+        check_output_dir(args.output_dir, args.overwrite_output_dir, resuming=args.resume)
+        if args.resume:
+            task_results = recorded_task_results(args)
     tasks = load_senteval(args.data_dir, args.tasks, args.max_train_samples, args.max_eval_samples, args.seed)
-    task_results = run_frozen(args, tasks) if args.mode == "frozen" else run_finetune(args, tasks)
-    report = summarize(task_results, args.mode, asdict(args))
-    if args.output_dir:
+    to_run = [data for data in tasks if data.task.name not in task_results]
+    settings = asdict(args)
+
+    def record(name: str, entry: dict) -> None:
+        task_results[name] = entry
+        pending = [data.task.name for data in to_run if data.task.name not in task_results]
+        write_outputs(summarize(task_results, args.mode, settings, pending), args.output_dir)
+
+    if to_run:
+        run = run_frozen if args.mode == "frozen" else run_finetune
+        task_results |= run(args, to_run, on_task=record if args.output_dir else None)
+    report = summarize(task_results, args.mode, settings)
+    if args.output_dir and not to_run:  # otherwise the last task's `record` wrote this report
         write_outputs(report, args.output_dir)
     return report
