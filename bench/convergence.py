@@ -6,7 +6,8 @@ initialized classifier and pooler are copied into BERMo, so only BERMo's layer m
 data order and dropout stream. Dev accuracy is evaluated every `--eval_every` steps (and at step 0).
 
 Writes a results JSON (every curve point, final and best accuracies, wall times, machine and versions), a PNG (dev
-accuracy against step: mean line and min-max band per model), and a Markdown summary: best dev accuracy mean +- std,
+accuracy against step, each seed's curve and the mean per model; each seed's steps to the target), and a Markdown
+summary: best dev accuracy mean +- std,
 steps to first reach the target accuracy and the ratio baseline/BERMo (the figure comparable to the paper's 1.67x on
 MNLI), BERMo's final layer weights averaged over seeds. Each run is recorded as it ends; a rerun under the same
 `--name` takes the runs already recorded there and trains only the others (a file of other settings is refused).
@@ -363,30 +364,56 @@ def summary_markdown(summary: dict, seeds: list[int]) -> str:
     return "\n".join(lines)
 
 
-def plot(summary: dict, path: str | Path, title: str) -> Path:
-    """Dev accuracy against step: mean line and min-max band per model, the target as a dashed line."""
+def plot(summary: dict, runs: list[dict], path: str | Path, title: str) -> Path:
+    """Two panels. Left: dev accuracy against step, each seed's curve (thin) and the mean over seeds (thick) per
+    model, the target as a dashed line. Right, the seed-level view of the speed: each seed's steps to the target per
+    model (a strip plot, seeds labelled), runs that never reached it drawn above the last step."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(figsize=(7, 4.5))
+    figure, (curves, strip) = plt.subplots(1, 2, figsize=(10, 4.5), width_ratios=(2.2, 1))
     labels = _labels(summary)
-    for kind, color in zip(MODELS, ("tab:blue", "tab:orange"), strict=True):
+    colors = dict(zip(MODELS, ("tab:blue", "tab:orange"), strict=True))
+    last_step = max(point["step"] for run in runs for point in run["curve"])
+    not_reached = last_step * 1.1
+    for position, kind in enumerate(MODELS):
+        for run in (run for run in runs if run["model"] == kind):
+            steps = [point["step"] for point in run["curve"]]
+            curves.plot(steps, [point["dev_accuracy"] for point in run["curve"]], color=colors[kind], lw=0.8, alpha=0.4)
         curve = summary["models"][kind]["mean_curve"]
-        steps = [point["step"] for point in curve]
-        axes.plot(steps, [point["dev_accuracy"] for point in curve], color=color, marker="o", ms=3, label=labels[kind])
-        axes.fill_between(
-            steps, [point["min"] for point in curve], [point["max"] for point in curve], color=color, alpha=0.2
+        curves.plot(
+            [point["step"] for point in curve],
+            [point["dev_accuracy"] for point in curve],
+            color=colors[kind],
+            lw=2,
+            marker="o",
+            ms=3,
+            label=f"{labels[kind]} (mean; thin: each seed)",
         )
-    axes.axhline(summary["target_accuracy"], color="grey", linestyle="--", linewidth=1, label="target")
-    lowest = min(point["min"] for model in summary["models"].values() for point in model["mean_curve"][1:])
-    axes.set_ylim(max(0.0, min(lowest, summary["target_accuracy"]) - 0.02), None)
-    axes.set_xlabel("training step")
-    axes.set_ylabel("dev accuracy")
-    axes.set_title(title, fontsize=10)
-    axes.grid(alpha=0.3)
-    axes.legend(loc="lower right")
+        per_seed = summary["models"][kind]["steps_to_target_per_seed"]
+        for offset, (seed, steps) in enumerate(sorted(per_seed.items(), key=lambda item: int(item[0]))):
+            x = position + 0.12 * (offset - (len(per_seed) - 1) / 2)
+            y = not_reached if steps is None else steps
+            strip.scatter(x, y, color=colors[kind], marker="x" if steps is None else "o", s=40, zorder=3)
+            strip.annotate(f"seed {seed}", (x, y), xytext=(4, 3), textcoords="offset points", fontsize=7)
+    curves.axhline(summary["target_accuracy"], color="grey", linestyle="--", linewidth=1, label="target")
+    lowest = min(point["dev_accuracy"] for run in runs for point in run["curve"][1:])
+    curves.set_ylim(max(0.0, min(lowest, summary["target_accuracy"]) - 0.02), None)
+    curves.set_xlabel("training step")
+    curves.set_ylabel("dev accuracy")
+    curves.set_title(title, fontsize=10)
+    curves.grid(alpha=0.3)
+    curves.legend(loc="lower right", fontsize=8)
+    strip.axhline(not_reached, color="grey", linestyle=":", linewidth=1)
+    strip.text(-0.45, not_reached, "not reached (x)", va="bottom", fontsize=8, color="grey")
+    strip.set_xticks(range(len(MODELS)), [labels[kind] for kind in MODELS])
+    strip.set_xlim(-0.5, len(MODELS) - 0.5)
+    strip.set_ylim(0, not_reached * 1.08)
+    strip.set_ylabel(f"steps to {summary['target_fraction']:.0%} of {labels['bert']}'s best")
+    strip.set_title("each seed", fontsize=10)
+    strip.grid(axis="y", alpha=0.3)
     figure.tight_layout()
     return bench_common.save_figure(figure, path)
 
@@ -467,8 +494,9 @@ def write_report(payload: dict, args: argparse.Namespace, results_path: Path) ->
     model_name = "MiniLM-L6" if checkpoint == bench_common.MINILM else Path(checkpoint).name
     figure = plot(
         payload["summary"],
+        payload["runs"],
         Path(args.figures_dir) / f"{args.name}.png",
-        f"SST-2 dev accuracy, {model_name}, {len(seeds)} seed(s): mean and min-max"
+        f"SST-2 dev accuracy, {model_name}, {len(seeds)} seed(s)"
         + (f"; BERMo mix lr {mix_learning_rate:g}" if mix_learning_rate is not None else ""),
     )
     print(f"wrote {results_path}, {figure} and {args.name}.md", flush=True)

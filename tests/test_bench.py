@@ -500,14 +500,19 @@ def test_probe_seeds_sets_fine_tune_reports_side_by_side(tmp_path, capsys):
         return str(tmp_path / folder)
 
     folders = [report("seed0", (80.0, 82.0), (70.0, 69.0)), report("seed1", (81.0, 80.0), (72.0, 74.0))]
-    assert probe_seeds.main(folders) == 0
+    with pytest.raises(SystemExit, match="checkpoint None is not here; name its family with --plain"):
+        probe_seeds.main(folders)
+    figure = tmp_path / "figures" / "seeds.png"
+    assert probe_seeds.main([*folders, "--plain", "MPNet", "--figure", str(figure)]) == 0
+    assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     table = capsys.readouterr().out
+    assert "| group | task | MPNet, per seed | BERMo, per seed | BERMo - MPNet, per seed | mean difference |" in table
     assert "| semantic | Tense | 80.00, 81.00 | 82.00, 80.00 | +2.00, -1.00 | +0.50 |" in table
     assert "| **semantic average** |  | 75.00, 76.50 | 75.50, 77.00 | +0.50, +0.50 | +0.50 |" in table
     (tmp_path / "seed1" / "probe_results.json").write_text(json.dumps({"mode": "frozen", "tasks": {}, "groups": {}}))
     with pytest.raises(SystemExit, match="fine-tune report of the same tasks"):
-        probe_seeds.main(folders)
+        probe_seeds.main([*folders, "--plain", "MPNet"])
     partial = {"mode": "finetune", "tasks": {}, "groups": {}, "pending": ["past_present", "subj_number"]}
     (tmp_path / "seed1" / "probe_results.json").write_text(json.dumps(partial))
     with pytest.raises(SystemExit, match="seed1 is a partial report \\(not run yet: past_present, subj_number\\)"):
-        probe_seeds.main(folders)
+        probe_seeds.main([*folders, "--plain", "MPNet"])
