@@ -79,8 +79,8 @@ def seeds_table(runs: list[dict], plain: str = "BERT") -> str:
 
 
 def plot(runs: list[dict], path: str | Path, title: str, plain: str = "BERT") -> Path:
-    """Each seed's BERMo - plain difference per task and group average (points, seeds labelled), their mean (a bar),
-    zero and the paper's semantic-average gain."""
+    """Each seed's BERMo - plain difference per task and group average (one point per seed, in the order of the
+    folders), their mean (a bar), zero and the paper's semantic-average gain (BERT-base, for reference)."""
     import matplotlib
 
     matplotlib.use("Agg")

@@ -5,7 +5,6 @@ a WordPiece tokenizer built from a vocabulary written here too."""
 
 import json
 import random
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -470,8 +469,8 @@ def test_an_interrupted_finetune_run_resumes_to_the_report_of_an_uninterrupted_o
     monkeypatch.setattr(runs, "finetune_task", interrupted_at_the_third)
     output_dir = tmp_path / "resumed"
     assert _cli(*flags, "--output_dir", output_dir) == 130  # as after Ctrl-C
-    message = f"interrupted: {output_dir / RESULTS_JSON} holds the tasks finished; the same command with --resume"
-    assert message in capsys.readouterr().err
+    message = f"interrupted: {output_dir / RESULTS_JSON} holds the 1 task(s) finished; the same command with --resume "
+    assert capsys.readouterr().err.strip().endswith(message + "runs the other(s): past_present.")
     partial = json.loads((output_dir / RESULTS_JSON).read_text())
     assert list(partial["tasks"]) == ["bigram_shift"] and partial["pending"] == ["past_present"]
     assert "**Partial report**: 1 task(s) not run yet (past_present)" in (output_dir / RESULTS_MARKDOWN).read_text()
@@ -488,35 +487,130 @@ def test_an_interrupted_finetune_run_resumes_to_the_report_of_an_uninterrupted_o
     assert len(fine_tunings) == 5 and json.loads((output_dir / RESULTS_JSON).read_text())["tasks"] == whole["tasks"]
 
 
-def test_resume_refuses_a_report_of_other_settings_or_files_it_did_not_write(
-    tiny_bert, data_dir, tmp_path, capsys, monkeypatch
-):
+def test_resuming_part_of_the_tasks_keeps_the_others_pending(tiny_bert, data_dir, tmp_path, monkeypatch, capsys):
     from bermo_hf.probing import runs
 
-    monkeypatch.setattr(runs, "run_finetune", _fail)
+    flags = ["--model_name_or_path", tiny_bert, "--data_dir", data_dir, "--output_dir", tmp_path / "out"]
+    flags += ["--num_train_epochs", "1", "--batch_size", "16", "--max_train_samples", "16", "--max_eval_samples", "8"]
+    fine_tunings = []
+    finetune_task = runs.finetune_task
+
+    def interrupted_at(count):
+        def fine_tune(data, *args, **kwargs):
+            fine_tunings.append(data.task.name)
+            if len(fine_tunings) == count:
+                raise KeyboardInterrupt
+            return finetune_task(data, *args, **kwargs)
+
+        return fine_tune
+
+    monkeypatch.setattr(runs, "finetune_task", interrupted_at(1))
+    assert _cli(*flags, "--tasks", "bigram_shift", "past_present", "subj_number") == 130
+    assert "interrupted before the first task finished; nothing was written." in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+    monkeypatch.setattr(runs, "finetune_task", interrupted_at(4))
+    assert _cli(*flags, "--tasks", "bigram_shift", "past_present", "subj_number") == 130
+    assert json.loads((tmp_path / "out" / RESULTS_JSON).read_text())["pending"] == ["past_present", "subj_number"]
+
+    monkeypatch.setattr(runs, "finetune_task", interrupted_at(0))
+    assert _cli(*flags, "--tasks", "past_present", "--resume") == 0
+    report = json.loads((tmp_path / "out" / RESULTS_JSON).read_text())
+    assert list(report["tasks"]) == ["bigram_shift", "past_present"] and report["pending"] == ["subj_number"]
+    assert "**Partial report**: 1 task(s) not run yet (subj_number)" in capsys.readouterr().out
+    assert _cli(*flags, "--tasks", "subj_number", "--resume") == 0
+    report = json.loads((tmp_path / "out" / RESULTS_JSON).read_text())
+    assert list(report["tasks"]) == ["bigram_shift", "past_present", "subj_number"] and report["pending"] == []
+    assert fine_tunings == ["bigram_shift"] * 3 + ["past_present"] * 3 + ["subj_number"] * 2
+
+
+def test_resume_refuses_other_settings_inputs_or_files_it_did_not_write_and_follows_moved_inputs(
+    tiny_bert, data_dir, tmp_path, capsys, monkeypatch
+):
+    import shutil
+
+    from bermo_hf.probing import runs
+
     output_dir = tmp_path / "out"
-    output_dir.mkdir()
-    recorded = runs.ProbingArguments(tiny_bert, str(data_dir), output_dir=str(output_dir), learning_rate=5e-5)
-    report = summarize({"past_present": {"bert": 60.0, "bermo": 62.0}}, "finetune", asdict(recorded))
+    flags = ["--tasks", "past_present", "--num_train_epochs", "1", "--batch_size", "16", "--max_train_samples", "16"]
+    flags += ["--max_eval_samples", "8", "--warmup_steps", "2", "--probe_c", "0.5", "2", "--output_dir", output_dir]
+    assert _cli("--model_name_or_path", tiny_bert, "--data_dir", data_dir, *flags) == 0
+    made = (output_dir / RESULTS_JSON).read_text()
+    monkeypatch.setattr(runs, "run_finetune", _fail)
+    capsys.readouterr()
+
+    def resume(*extra, checkpoint=tiny_bert, data=data_dir):
+        status = _cli("--model_name_or_path", checkpoint, "--data_dir", data, *flags, "--resume", *extra)
+        error = capsys.readouterr().err.strip()
+        assert (output_dir / RESULTS_JSON).read_text() == made or status == 0
+        return status, error
+
+    # The same checkpoint and files under other paths: the finished task is kept, nothing runs.
+    moved_bert, moved_data = shutil.copytree(tiny_bert, tmp_path / "bert-copy"), tmp_path / "data-copy"
+    shutil.copytree(data_dir, moved_data)
+    assert resume(checkpoint=moved_bert, data=moved_data) == (0, "results written to " + str(output_dir))
+    moved = (output_dir / RESULTS_JSON).read_text()
+    assert json.loads(moved)["tasks"] == json.loads(made)["tasks"]
+    assert json.loads(moved)["settings"]["data_dir"] == str(moved_data)
+    made = moved
+
+    status, error = resume("--learning_rate", "1e-3")
+    assert status == 1 and error.count("\n") == 0
+    assert f"{output_dir / RESULTS_JSON} was made with other settings or inputs (learning_rate=2e-05 there, " in error
+    assert error.endswith("0.001 now): resume with the flags and files of that run, or choose another output folder.")
+
+    further_trained = BertModel.from_pretrained(moved_bert)
+    with torch.no_grad():
+        further_trained.pooler.dense.bias[0] += 0.01
+    further_trained.save_pretrained(moved_bert)
+    status, error = resume(checkpoint=moved_bert)
+    assert status == 1 and f"(the checkpoint: {moved_bert}'s configuration, weights or tokenizer are not" in error
+
+    with (moved_data / "past_present.txt").open("a") as file:
+        file.write("te\tPAST\tthe dog saw the house .\n")
+    status, error = resume(data=moved_data)
+    assert status == 1 and "(the SentEval file of past_present: its content changed since that run)" in error
+
+    report = json.loads(made)
+    del report["settings"]["mix_learning_rate"]
     (output_dir / RESULTS_JSON).write_text(json.dumps(report))
-    flags = ["--model_name_or_path", tiny_bert, "--data_dir", data_dir, "--output_dir", output_dir, "--resume"]
+    made = (output_dir / RESULTS_JSON).read_text()
+    assert "(mix_learning_rate not recorded there, 0.001 now)" in resume()[1]
 
-    assert _cli(*flags, "--learning_rate", "2e-5", "--tasks", "past_present") == 1
-    error = capsys.readouterr().err.strip()
-    assert error.count("\n") == 0 and f"{output_dir / RESULTS_JSON} was written with other settings" in error
-    assert error.endswith(
-        "(learning_rate=5e-05 there, 2e-05 now): resume with the flags of that run, or choose another output folder."
+    del report["inputs"]
+    (output_dir / RESULTS_JSON).write_text(json.dumps(report))
+    made = (output_dir / RESULTS_JSON).read_text()
+    status, error = resume()
+    assert status == 1 and "not a report that `bermo probe --resume` can continue" in error
+    assert "reports of earlier versions record no input fingerprints" in error
+
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / RESULTS_MARKDOWN).write_text("someone's notes")
+    status = _cli("--model_name_or_path", tiny_bert, "--data_dir", data_dir, "--output_dir", other, "--resume")
+    assert status == 1 and f"{other} holds {RESULTS_MARKDOWN} but no {RESULTS_JSON} to resume from" in (
+        capsys.readouterr().err
     )
-
-    (output_dir / RESULTS_JSON).write_text("{not json")
-    assert _cli(*flags) == 1
-    assert "not a report of `bermo probe`" in capsys.readouterr().err
-
-    (output_dir / RESULTS_JSON).unlink()
-    (output_dir / RESULTS_MARKDOWN).write_text("someone's notes")
-    assert _cli(*flags) == 1
-    assert f"holds {RESULTS_MARKDOWN} but no {RESULTS_JSON}" in capsys.readouterr().err
-    assert (output_dir / RESULTS_MARKDOWN).read_text() == "someone's notes"
+    assert (other / RESULTS_MARKDOWN).read_text() == "someone's notes"
 
     assert _cli("--model_name_or_path", tiny_bert, "--data_dir", data_dir, "--resume") == 1
     assert "--resume continues the run in --output_dir" in capsys.readouterr().err
+
+
+def test_file_fingerprint_is_content_small_files_whole_large_ones_sampled(tmp_path, monkeypatch):
+    from bermo_hf.probing import features
+
+    monkeypatch.setattr(features, "WHOLE_FILE_LIMIT", 1000)
+    monkeypatch.setattr(features, "SAMPLE_SIZE", 10)
+    small, large = tmp_path / "small", tmp_path / "large"
+    small.write_bytes(bytes(500))
+    large.write_bytes(bytes(10_000))
+    before = {path: features.file_fingerprint(path) for path in (small, large)}
+    copy = tmp_path / "copy"
+    copy.write_bytes(bytes(10_000))
+    assert features.file_fingerprint(copy) == before[large]  # content, not path or time
+    small.write_bytes(bytes(250) + b"\x01" + bytes(249))
+    large.write_bytes(bytes(9_995) + b"\x01" + bytes(4))  # in the last sampled block
+    assert all(features.file_fingerprint(path) != before[path] for path in (small, large))
+    large.write_bytes(bytes(10_001))
+    assert features.file_fingerprint(large) != before[large]

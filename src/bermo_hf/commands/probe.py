@@ -7,11 +7,10 @@ status 1, as for every `bermo` command.
 
 import argparse
 import sys
-from pathlib import Path
 
 from transformers import HfArgumentParser
 
-from ..probing import RESULTS_JSON, ProbingArguments, format_markdown, run_probing
+from ..probing import ProbingArguments, ProbingInterrupted, format_markdown, run_probing
 from ._common import reports_usage_errors
 
 EPILOG = """examples:
@@ -38,14 +37,15 @@ def main(argv: list[str]) -> int:
     (args,) = build_parser().parse_args_into_dataclasses(args=argv)
     try:
         report = run_probing(args)
-    except KeyboardInterrupt:
-        results = Path(args.output_dir or "", RESULTS_JSON)
-        if args.output_dir and results.is_file():
+    except ProbingInterrupted as interruption:
+        if interruption.report:
             print(
-                f"bermo probe: interrupted: {results} holds the tasks finished; the same command with --resume runs "
-                "the others.",
+                f"bermo probe: interrupted: {interruption.report} holds the {len(interruption.finished)} task(s) "
+                f"finished; the same command with --resume runs the other(s): {', '.join(interruption.pending)}.",
                 file=sys.stderr,
             )
+        elif args.output_dir:
+            print("bermo probe: interrupted before the first task finished; nothing was written.", file=sys.stderr)
         raise
     print(format_markdown(report))
     if args.output_dir:

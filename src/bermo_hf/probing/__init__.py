@@ -20,11 +20,11 @@ The modules, each importing only the ones above it (`report` reads results and t
 - `data`: the task table (`SentEvalTask`, `SENTEVAL_TASKS`, `senteval_task`) and reading the files, checked
   (`read_senteval_file`, `load_task`, `load_senteval`, `TaskData`).
 - `features`: every depth's sentence vectors of a frozen checkpoint (`extract_depth_features`) and their cache
-  (`checkpoint_fingerprint`, `cached_depth_features`).
+  (`checkpoint_fingerprint`, `file_fingerprint`, `cached_depth_features`).
 - `probes`: the classifiers on those features (`fit_depth_probe`, `fit_mix_probe`, `ProbeResult`).
 - `report`: the report (`summarize`) and its outputs (`format_markdown`, `plot_heatmap`, `write_outputs`).
-- `runs`: the comparisons (`ProbingArguments`, `probe_frozen_task`, `run_frozen`, `finetune_task`, `run_finetune`)
-  and the entry point `run_probing`.
+- `runs`: the comparisons (`ProbingArguments`, `probe_frozen_task`, `run_frozen`, `finetune_task`, `run_finetune`),
+  resuming (`run_inputs`, `recorded_run`, `RecordedRun`) and the entry point `run_probing` (`ProbingInterrupted`).
 
 Everything listed is importable from `bermo_hf.probing` itself, as is `ProbingError` (from `bermo_hf.errors`).
 """
@@ -41,10 +41,21 @@ from .data import (
     read_senteval_file,
     senteval_task,
 )
-from .features import cached_depth_features, checkpoint_fingerprint, extract_depth_features
+from .features import cached_depth_features, checkpoint_fingerprint, extract_depth_features, file_fingerprint
 from .probes import ProbeResult, fit_depth_probe, fit_mix_probe
 from .report import HEATMAP_PNG, RESULTS_JSON, RESULTS_MARKDOWN, format_markdown, plot_heatmap, summarize, write_outputs
-from .runs import ProbingArguments, finetune_task, probe_frozen_task, run_finetune, run_frozen, run_probing
+from .runs import (
+    ProbingArguments,
+    ProbingInterrupted,
+    RecordedRun,
+    finetune_task,
+    probe_frozen_task,
+    recorded_run,
+    run_finetune,
+    run_frozen,
+    run_inputs,
+    run_probing,
+)
 
 __all__ = [
     "GROUPS",
@@ -55,12 +66,15 @@ __all__ = [
     "SPLITS",
     "ProbeResult",
     "ProbingArguments",
+    "ProbingInterrupted",
+    "RecordedRun",
     "ProbingError",
     "SentEvalTask",
     "TaskData",
     "cached_depth_features",
     "checkpoint_fingerprint",
     "extract_depth_features",
+    "file_fingerprint",
     "finetune_task",
     "fit_depth_probe",
     "fit_mix_probe",
@@ -70,8 +84,10 @@ __all__ = [
     "plot_heatmap",
     "probe_frozen_task",
     "read_senteval_file",
+    "recorded_run",
     "run_finetune",
     "run_frozen",
+    "run_inputs",
     "run_probing",
     "senteval_task",
     "summarize",

@@ -56,18 +56,50 @@ def extract_depth_features(
     return features
 
 
+# The files of a checkpoint folder that decide its features: configuration, weights and tokenizer.
+FINGERPRINTED_SUFFIXES = (".safetensors", ".bin", ".model")
+FINGERPRINTED_PREFIXES = (
+    "config.json",
+    "tokenizer",
+    "vocab",
+    "merges",
+    "special_tokens_map",
+    "spiece",
+    "sentencepiece",
+)
+# Files up to this size are hashed whole; larger ones (weights) by their size and evenly spaced samples, which any
+# re-saved or further trained weights change.
+WHOLE_FILE_LIMIT = 4 << 20
+SAMPLES, SAMPLE_SIZE = 16, 64 << 10
+
+
+def file_fingerprint(path: str | os.PathLike) -> str:
+    """SHA-256 of a file's content: the whole file up to `WHOLE_FILE_LIMIT`, otherwise its size and `SAMPLES`
+    evenly spaced blocks (first and last included), so that a large checkpoint costs a few reads, not a full one."""
+    digest = hashlib.sha256()
+    size = os.path.getsize(path)
+    digest.update(str(size).encode())
+    with open(path, "rb") as file:
+        if size <= WHOLE_FILE_LIMIT:
+            digest.update(file.read())
+        else:
+            for index in range(SAMPLES):
+                file.seek((size - SAMPLE_SIZE) * index // (SAMPLES - 1))
+                digest.update(file.read(SAMPLE_SIZE))
+    return digest.hexdigest()
+
+
 def checkpoint_fingerprint(model_name_or_path: str) -> str:
-    """What identifies a checkpoint in the feature cache: its folder, configuration and weight files' sizes and
-    modification times (or the Hub id as given)."""
+    """What identifies a checkpoint in the feature cache and in a resumed `bermo probe`: the content of its
+    configuration, weight and tokenizer files (`file_fingerprint`), wherever the folder is (or the Hub id as given)."""
     folder = Path(model_name_or_path)
     if not folder.is_dir():
         return model_name_or_path
-    parts = [str(folder.resolve())]
+    digest = hashlib.sha256()
     for file in sorted(folder.iterdir()):
-        if file.name == "config.json" or file.suffix in (".safetensors", ".bin"):
-            stat = file.stat()
-            parts.append(f"{file.name}:{stat.st_size}:{stat.st_mtime_ns}")
-    return "\n".join(parts)
+        if file.is_file() and (file.suffix in FINGERPRINTED_SUFFIXES or file.name.startswith(FINGERPRINTED_PREFIXES)):
+            digest.update(f"{file.name}:{file_fingerprint(file)}\n".encode())
+    return digest.hexdigest()
 
 
 def cached_depth_features(

@@ -26,14 +26,23 @@ from tqdm.auto import tqdm
 
 from ..errors import ProbingError
 from ..layer_weights import LayerWeights
-from ..output_folders import check_output_dir
+from ..output_folders import STAGING_DIRNAME, check_output_dir
 from .data import TaskData, load_senteval, senteval_task
-from .features import cached_depth_features, checkpoint_fingerprint
+from .features import cached_depth_features, checkpoint_fingerprint, file_fingerprint
 from .probes import ProbeResult, fit_depth_probe, fit_mix_probe
 from .report import HEATMAP_PNG, RESULTS_JSON, RESULTS_MARKDOWN, summarize, write_outputs
 
-# Settings that do not change a task's result: a recorded task is reused under other values of these.
-SETTINGS_NOT_IN_RESULTS = ("output_dir", "overwrite_output_dir", "resume", "tasks", "cache_dir")
+# Settings that do not change a task's result: a recorded task is reused under other values of these. The checkpoint
+# and the SentEval files are compared by their content (the report's `inputs`), not by the paths given.
+SETTINGS_NOT_IN_RESULTS = (
+    "model_name_or_path",
+    "data_dir",
+    "output_dir",
+    "overwrite_output_dir",
+    "resume",
+    "tasks",
+    "cache_dir",
+)
 
 # --------------------------------------------------------------------------------------------------- arguments
 
@@ -303,63 +312,126 @@ def _reported_as_probing_error(model_name_or_path: str):
 # ------------------------------------------------------------------------------------------------------ entry point
 
 
-def recorded_task_results(args: ProbingArguments) -> dict[str, dict]:
-    """The task results that `args.output_dir`'s report holds, for `--resume`: none when the folder has no report
-    (nor a markdown report or heat-map, which would be overwritten); `ProbingError` when the report cannot be read or
-    was written in another mode or with other settings (`SETTINGS_NOT_IN_RESULTS` may differ)."""
+class ProbingInterrupted(KeyboardInterrupt):
+    """`run_probing` stopped by Ctrl-C. `report`: the output folder's report when it holds finished tasks of this run
+    (or of the run it resumed), None when there is none; `finished` and `pending`: the tasks done and not done."""
+
+    def __init__(self, report: Path | None, finished: list[str], pending: list[str]):
+        super().__init__(report, finished, pending)
+        self.report, self.finished, self.pending = report, finished, pending
+
+
+@dataclass
+class RecordedRun:
+    """What `--resume` takes from the output folder's report: finished task results, the tasks it had still to run,
+    and the fingerprints of the inputs it was made from."""
+
+    tasks: dict[str, dict] = field(default_factory=dict)
+    pending: list[str] = field(default_factory=list)
+    inputs: dict = field(default_factory=dict)
+
+
+def run_inputs(args: ProbingArguments, tasks: list[TaskData]) -> dict:
+    """What a report's results were made from, by content: the checkpoint's fingerprint and each SentEval file's."""
+    return {
+        "checkpoint": checkpoint_fingerprint(args.model_name_or_path),
+        "data": {data.task.name: file_fingerprint(data.path) for data in tasks},
+    }
+
+
+def recorded_run(args: ProbingArguments, inputs: dict) -> RecordedRun:
+    """The run that `args.output_dir`'s report records, for `--resume`; an empty one when the folder is missing or
+    empty (or holds only the feature cache), or with `args.overwrite_output_dir` when it holds no report.
+
+    `ProbingError`, naming what differs, when the folder holds other files but no report, when the report cannot be
+    read, or when it was made in another mode, with other settings (`SETTINGS_NOT_IN_RESULTS` may differ), from
+    another checkpoint, or from a SentEval file (of a finished task) whose content has changed since (`inputs`)."""
     output_dir = Path(args.output_dir)
     path = output_dir / RESULTS_JSON
     if not path.is_file():
-        foreign = [name for name in (RESULTS_MARKDOWN, HEATMAP_PNG) if (output_dir / name).exists()]
-        if foreign:
+        others = sorted(
+            entry.name
+            for entry in (output_dir.iterdir() if output_dir.is_dir() else ())
+            if entry.name not in (STAGING_DIRNAME, "feature_cache")
+        )
+        if others and not args.overwrite_output_dir:
             raise ProbingError(
-                f"{output_dir} holds {', '.join(foreign)} but no {RESULTS_JSON}: nothing to resume, and those files "
-                "would be replaced; choose another output folder."
+                f"{output_dir} holds {', '.join(others[:5])}{', ...' if len(others) > 5 else ''} but no "
+                f"{RESULTS_JSON} to resume from: choose another output folder, or pass --overwrite_output_dir "
+                "without --resume to start a new run in it."
             )
-        return {}
+        return RecordedRun()
     try:
         report = json.loads(path.read_text(encoding="utf-8"))
-        recorded_mode, recorded_settings, tasks = report["mode"], report["settings"], report["tasks"]
-    except (ValueError, TypeError, KeyError) as error:
-        raise ProbingError(f"{path}: not a report of `bermo probe` ({error!r}); cannot resume from it.") from error
-    settings = {"mode": args.mode} | asdict(args)
-    recorded_settings = {"mode": recorded_mode} | recorded_settings
-    differences = [
-        f"{key}={recorded_settings.get(key)!r} there, {value!r} now"
-        for key, value in settings.items()
-        if key not in SETTINGS_NOT_IN_RESULTS and recorded_settings.get(key) != value
-    ]
+        recorded = RecordedRun(dict(report["tasks"]), list(report["pending"]), dict(report["inputs"]))
+        recorded_settings = {"mode": report["mode"]} | dict(report["settings"])
+        for name, entry in recorded.tasks.items():
+            if not all(isinstance(entry[key], int | float) for key in ("bert", "bermo")):
+                raise TypeError(f"task {name}: accuracies are not numbers")
+            recorded.inputs["data"][name]  # a KeyError when the file of a finished task has no fingerprint
+        recorded_checkpoint = recorded.inputs["checkpoint"]
+    except (ValueError, TypeError, KeyError, AttributeError) as error:
+        raise ProbingError(
+            f"{path}: not a report that `bermo probe --resume` can continue (reading it failed at {error!r}; reports "
+            "of earlier versions record no input fingerprints); choose another output folder."
+        ) from error
+    differences = []
+    for key, value in ({"mode": args.mode} | asdict(args)).items():
+        if key in SETTINGS_NOT_IN_RESULTS:
+            continue
+        if key not in recorded_settings:
+            differences.append(f"{key} not recorded there, {value!r} now")
+        elif recorded_settings[key] != value:
+            differences.append(f"{key}={recorded_settings[key]!r} there, {value!r} now")
+    if recorded_checkpoint != inputs["checkpoint"]:
+        differences.append(
+            f"the checkpoint: {args.model_name_or_path}'s configuration, weights or tokenizer are not those of that run"
+        )
+    for name, fingerprint in inputs["data"].items():
+        if name in recorded.tasks and recorded.inputs["data"][name] != fingerprint:
+            differences.append(f"the SentEval file of {name}: its content changed since that run")
     if differences:
         raise ProbingError(
-            f"{path} was written with other settings ({'; '.join(differences)}): resume with the flags of that run, "
-            "or choose another output folder."
+            f"{path} was made with other settings or inputs ({'; '.join(differences)}): resume with the flags and "
+            "files of that run, or choose another output folder."
         )
-    return dict(tasks)
+    return recorded
 
 
 def run_probing(args: ProbingArguments) -> dict:
     """Reads the SentEval files, probes every task in `args.mode`, writes the outputs to `args.output_dir` (when
     set) after every task and returns the report (see `summarize`). Every file is read and checked, and a non-empty
     `args.output_dir` refused unless `args.overwrite_output_dir` or `args.resume`, before any model runs. With
-    `args.resume` the tasks already in the folder's report (`recorded_task_results`) are kept and not run again."""
-    task_results = {}
+    `args.resume` the tasks already in the folder's report (`recorded_run`) are kept and not run again. Ctrl-C
+    raises `ProbingInterrupted`."""
     if args.output_dir:
         check_output_dir(args.output_dir, args.overwrite_output_dir, resuming=args.resume)
-        if args.resume:
-            task_results = recorded_task_results(args)
     tasks = load_senteval(args.data_dir, args.tasks, args.max_train_samples, args.max_eval_samples, args.seed)
+    inputs = run_inputs(args, tasks) if args.output_dir else {}
+    recorded = recorded_run(args, inputs) if args.resume else RecordedRun()
+    task_results = dict(recorded.tasks)
     to_run = [data for data in tasks if data.task.name not in task_results]
+    to_finish = list(dict.fromkeys([*recorded.pending, *(data.task.name for data in to_run)]))
+    if inputs:
+        inputs["data"] = recorded.inputs.get("data", {}) | inputs["data"]
     settings = asdict(args)
+
+    def report(pending: list[str]) -> dict:
+        return summarize(task_results, args.mode, settings, pending) | ({"inputs": inputs} if inputs else {})
 
     def record(name: str, entry: dict) -> None:
         task_results[name] = entry
-        pending = [data.task.name for data in to_run if data.task.name not in task_results]
-        write_outputs(summarize(task_results, args.mode, settings, pending), args.output_dir)
+        write_outputs(report([name for name in to_finish if name not in task_results]), args.output_dir)
 
-    if to_run:
-        run = run_frozen if args.mode == "frozen" else run_finetune
-        task_results |= run(args, to_run, on_task=record if args.output_dir else None)
-    report = summarize(task_results, args.mode, settings)
+    try:
+        if to_run:
+            run = run_frozen if args.mode == "frozen" else run_finetune
+            task_results.update(run(args, to_run, on_task=record if args.output_dir else None))
+    except KeyboardInterrupt as interruption:
+        written = Path(args.output_dir, RESULTS_JSON) if args.output_dir and task_results else None
+        pending = [name for name in to_finish if name not in task_results]
+        raise ProbingInterrupted(written, list(task_results), pending) from interruption
+    final = report([name for name in to_finish if name not in task_results])
     if args.output_dir and not to_run:  # otherwise the last task's `record` wrote this report
-        write_outputs(report, args.output_dir)
-    return report
+        write_outputs(final, args.output_dir)
+    return final
