@@ -23,8 +23,10 @@ The modules, each importing only the ones above it (`report` reads results and t
   (`checkpoint_fingerprint`, `file_fingerprint`, `cached_depth_features`).
 - `probes`: the classifiers on those features (`fit_depth_probe`, `fit_mix_probe`, `ProbeResult`).
 - `report`: the report (`summarize`) and its outputs (`format_markdown`, `plot_heatmap`, `write_outputs`).
-- `runs`: the comparisons (`ProbingArguments`, `probe_frozen_task`, `run_frozen`, `finetune_task`, `run_finetune`),
-  resuming (`run_inputs`, `recorded_run`, `RecordedRun`) and the entry point `run_probing` (`ProbingInterrupted`).
+- `resume`: what a report was made from and the run it records, for `--resume` (`run_inputs`, `recorded_run`,
+  `RecordedRun`, `SETTINGS_NOT_IN_RESULTS`).
+- `runs`: the comparisons (`ProbingArguments`, `probe_frozen_task`, `run_frozen`, `finetune_task`, `run_finetune`)
+  and the entry point `run_probing` (`ProbingInterrupted`).
 
 Everything listed is importable from `bermo_hf.probing` itself, as is `ProbingError` (from `bermo_hf.errors`).
 """
@@ -44,16 +46,14 @@ from .data import (
 from .features import cached_depth_features, checkpoint_fingerprint, extract_depth_features, file_fingerprint
 from .probes import ProbeResult, fit_depth_probe, fit_mix_probe
 from .report import HEATMAP_PNG, RESULTS_JSON, RESULTS_MARKDOWN, format_markdown, plot_heatmap, summarize, write_outputs
+from .resume import SETTINGS_NOT_IN_RESULTS, RecordedRun, recorded_run, run_inputs
 from .runs import (
     ProbingArguments,
     ProbingInterrupted,
-    RecordedRun,
     finetune_task,
     probe_frozen_task,
-    recorded_run,
     run_finetune,
     run_frozen,
-    run_inputs,
     run_probing,
 )
 
@@ -63,6 +63,7 @@ __all__ = [
     "RESULTS_JSON",
     "RESULTS_MARKDOWN",
     "SENTEVAL_TASKS",
+    "SETTINGS_NOT_IN_RESULTS",
     "SPLITS",
     "ProbeResult",
     "ProbingArguments",

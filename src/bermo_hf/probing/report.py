@@ -63,22 +63,7 @@ def _average(entries: list[dict]) -> dict:
 
 def format_markdown(report: dict) -> str:
     """The report as markdown: BERT vs BERMo per task and group, BERMo's layer weights, per-depth probe accuracy."""
-    settings = report.get("settings", {})
-    title = "frozen checkpoint, linear probes" if report["mode"] == "frozen" else "fine-tuned"
-    lines = [f"## SentEval probing ({title}): `{settings.get('model_name_or_path', '?')}`", ""]
-    if report["mode"] == "frozen":
-        lines.append(
-            "Test accuracy (%). BERT: logistic regression on the last layer; BERMo: linear probe on the learned mix "
-            f"of every depth; `{settings.get('pooling', 'first')}` pooling."
-        )
-    else:
-        lines.append("Test accuracy (%), epoch selected on va; BERT and BERMo share every hyper-parameter and seed.")
-    if report.get("pending"):
-        lines += [
-            "",
-            f"**Partial report**: {len(report['pending'])} task(s) not run yet ({', '.join(report['pending'])}); "
-            "`bermo probe --resume` with the same flags runs them.",
-        ]
+    lines = _header(report)
     lines += ["", "| Group | Task | BERT | BERMo | Δ | Expected layer |", "|---|---|---:|---:|---:|---:|"]
     for group, summary in report["groups"].items():
         for name in summary["tasks"]:
@@ -112,6 +97,27 @@ def format_markdown(report: dict) -> str:
         for entry in probed:
             lines.append(f"| {entry['task']} | " + " | ".join(f"{a:.2f}" for a in entry["depth_accuracy"]) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _header(report: dict) -> list[str]:
+    """The report's title, what its figures are, and whether tasks are still to run."""
+    settings = report.get("settings", {})
+    title = "frozen checkpoint, linear probes" if report["mode"] == "frozen" else "fine-tuned"
+    lines = [f"## SentEval probing ({title}): `{settings.get('model_name_or_path', '?')}`", ""]
+    if report["mode"] == "frozen":
+        lines.append(
+            "Test accuracy (%). BERT: logistic regression on the last layer; BERMo: linear probe on the learned mix "
+            f"of every depth; `{settings.get('pooling', 'first')}` pooling."
+        )
+    else:
+        lines.append("Test accuracy (%), epoch selected on va; BERT and BERMo share every hyper-parameter and seed.")
+    if report.get("pending"):
+        lines += [
+            "",
+            f"**Partial report**: {len(report['pending'])} task(s) not run yet ({', '.join(report['pending'])}); "
+            "`bermo probe --resume` with the same flags runs them.",
+        ]
+    return lines
 
 
 def _average_row(label: str, summary: dict) -> str:

@@ -10,10 +10,10 @@ Two settings, chosen by `ProbingArguments.mode` (and `bermo probe --mode`):
   (`probes`).
 
 Both return one result entry per task, which `report.summarize` turns into the report. `run_probing` writes the
-report after every task, so an interrupted run leaves the tasks it finished, and `--resume` runs only the others.
+report after every task, so an interrupted run leaves the tasks it finished, and `--resume` (`resume`) runs only the
+others.
 """
 
-import json
 import tempfile
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -26,23 +26,12 @@ from tqdm.auto import tqdm
 
 from ..errors import ProbingError
 from ..layer_weights import LayerWeights
-from ..output_folders import STAGING_DIRNAME, check_output_dir
+from ..output_folders import check_output_dir
 from .data import TaskData, load_senteval, senteval_task
-from .features import cached_depth_features, checkpoint_fingerprint, file_fingerprint
+from .features import cached_depth_features, checkpoint_fingerprint
 from .probes import ProbeResult, fit_depth_probe, fit_mix_probe
 from .report import HEATMAP_PNG, RESULTS_JSON, RESULTS_MARKDOWN, summarize, write_outputs
-
-# Settings that do not change a task's result: a recorded task is reused under other values of these. The checkpoint
-# and the SentEval files are compared by their content (the report's `inputs`), not by the paths given.
-SETTINGS_NOT_IN_RESULTS = (
-    "model_name_or_path",
-    "data_dir",
-    "output_dir",
-    "overwrite_output_dir",
-    "resume",
-    "tasks",
-    "cache_dir",
-)
+from .resume import RecordedRun, recorded_run, run_inputs
 
 # --------------------------------------------------------------------------------------------------- arguments
 
@@ -319,83 +308,6 @@ class ProbingInterrupted(KeyboardInterrupt):
     def __init__(self, report: Path | None, finished: list[str], pending: list[str]):
         super().__init__(report, finished, pending)
         self.report, self.finished, self.pending = report, finished, pending
-
-
-@dataclass
-class RecordedRun:
-    """What `--resume` takes from the output folder's report: finished task results, the tasks it had still to run,
-    and the fingerprints of the inputs it was made from."""
-
-    tasks: dict[str, dict] = field(default_factory=dict)
-    pending: list[str] = field(default_factory=list)
-    inputs: dict = field(default_factory=dict)
-
-
-def run_inputs(args: ProbingArguments, tasks: list[TaskData]) -> dict:
-    """What a report's results were made from, by content: the checkpoint's fingerprint and each SentEval file's."""
-    return {
-        "checkpoint": checkpoint_fingerprint(args.model_name_or_path),
-        "data": {data.task.name: file_fingerprint(data.path) for data in tasks},
-    }
-
-
-def recorded_run(args: ProbingArguments, inputs: dict) -> RecordedRun:
-    """The run that `args.output_dir`'s report records, for `--resume`; an empty one when the folder is missing or
-    empty (or holds only the feature cache), or with `args.overwrite_output_dir` when it holds no report.
-
-    `ProbingError`, naming what differs, when the folder holds other files but no report, when the report cannot be
-    read, or when it was made in another mode, with other settings (`SETTINGS_NOT_IN_RESULTS` may differ), from
-    another checkpoint, or from a SentEval file (of a finished task) whose content has changed since (`inputs`)."""
-    output_dir = Path(args.output_dir)
-    path = output_dir / RESULTS_JSON
-    if not path.is_file():
-        others = sorted(
-            entry.name
-            for entry in (output_dir.iterdir() if output_dir.is_dir() else ())
-            if entry.name not in (STAGING_DIRNAME, "feature_cache")
-        )
-        if others and not args.overwrite_output_dir:
-            raise ProbingError(
-                f"{output_dir} holds {', '.join(others[:5])}{', ...' if len(others) > 5 else ''} but no "
-                f"{RESULTS_JSON} to resume from: choose another output folder, or pass --overwrite_output_dir "
-                "without --resume to start a new run in it."
-            )
-        return RecordedRun()
-    try:
-        report = json.loads(path.read_text(encoding="utf-8"))
-        recorded = RecordedRun(dict(report["tasks"]), list(report["pending"]), dict(report["inputs"]))
-        recorded_settings = {"mode": report["mode"]} | dict(report["settings"])
-        for name, entry in recorded.tasks.items():
-            if not all(isinstance(entry[key], int | float) for key in ("bert", "bermo")):
-                raise TypeError(f"task {name}: accuracies are not numbers")
-            recorded.inputs["data"][name]  # a KeyError when the file of a finished task has no fingerprint
-        recorded_checkpoint = recorded.inputs["checkpoint"]
-    except (ValueError, TypeError, KeyError, AttributeError) as error:
-        raise ProbingError(
-            f"{path}: not a report that `bermo probe --resume` can continue (reading it failed at {error!r}; reports "
-            "of earlier versions record no input fingerprints); choose another output folder."
-        ) from error
-    differences = []
-    for key, value in ({"mode": args.mode} | asdict(args)).items():
-        if key in SETTINGS_NOT_IN_RESULTS:
-            continue
-        if key not in recorded_settings:
-            differences.append(f"{key} not recorded there, {value!r} now")
-        elif recorded_settings[key] != value:
-            differences.append(f"{key}={recorded_settings[key]!r} there, {value!r} now")
-    if recorded_checkpoint != inputs["checkpoint"]:
-        differences.append(
-            f"the checkpoint: {args.model_name_or_path}'s configuration, weights or tokenizer are not those of that run"
-        )
-    for name, fingerprint in inputs["data"].items():
-        if name in recorded.tasks and recorded.inputs["data"][name] != fingerprint:
-            differences.append(f"the SentEval file of {name}: its content changed since that run")
-    if differences:
-        raise ProbingError(
-            f"{path} was made with other settings or inputs ({'; '.join(differences)}): resume with the flags and "
-            "files of that run, or choose another output folder."
-        )
-    return recorded
 
 
 def run_probing(args: ProbingArguments) -> dict:
