@@ -397,7 +397,7 @@ def plot(summary: dict, runs: list[dict], path: str | Path, title: str) -> Path:
             x = position + 0.12 * (offset - (len(per_seed) - 1) / 2)
             y = not_reached if steps is None else steps
             strip.scatter(x, y, color=colors[kind], marker="x" if steps is None else "o", s=40, zorder=3)
-            strip.annotate(f"seed {seed}", (x, y), xytext=(4, 3), textcoords="offset points", fontsize=7)
+            strip.annotate(str(seed), (x, y), xytext=(3, 3), textcoords="offset points", fontsize=7)
     curves.axhline(summary["target_accuracy"], color="grey", linestyle="--", linewidth=1, label="target")
     lowest = min(point["dev_accuracy"] for run in runs for point in run["curve"][1:])
     curves.set_ylim(max(0.0, min(lowest, summary["target_accuracy"]) - 0.02), None)
@@ -412,7 +412,7 @@ def plot(summary: dict, runs: list[dict], path: str | Path, title: str) -> Path:
     strip.set_xlim(-0.5, len(MODELS) - 0.5)
     strip.set_ylim(0, not_reached * 1.08)
     strip.set_ylabel(f"steps to {summary['target_fraction']:.0%} of {labels['bert']}'s best")
-    strip.set_title("each seed", fontsize=10)
+    strip.set_title("each seed (numbered)", fontsize=10)
     strip.grid(axis="y", alpha=0.3)
     figure.tight_layout()
     return bench_common.save_figure(figure, path)
