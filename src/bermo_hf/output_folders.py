@@ -38,9 +38,8 @@ def check_output_dir(output_dir: str | Path, overwrite: bool, resuming: bool = F
         raise BermoUsageError(f"{output_dir} exists and is not a folder.")
     if overwrite or resuming or not output_dir.is_dir():
         return
-    entries = sorted(path.name for path in output_dir.iterdir() if path.name != STAGING_DIRNAME)
-    if entries:
-        shown = ", ".join(entries[:5]) + (", ..." if len(entries) > 5 else "")
+    shown = folder_contents(output_dir)
+    if shown:
         advice = ""
         if checkpoint_folders(output_dir):
             advice = "; to continue its training, pass --resume_from_checkpoint last"
@@ -49,6 +48,15 @@ def check_output_dir(output_dir: str | Path, overwrite: bool, resuming: bool = F
             f"the files this command writes are replaced, nothing else is removed){advice}, or choose another output "
             "folder."
         )
+
+
+def folder_contents(output_dir: str | Path, ignored: tuple[str, ...] = ()) -> str:
+    """The names in `output_dir` besides the staging folder and `ignored`, the first five listed as "a, b, ...";
+    "" when there are none (or no such folder)."""
+    output_dir = Path(output_dir)
+    names = [] if not output_dir.is_dir() else sorted(path.name for path in output_dir.iterdir())
+    entries = [name for name in names if name != STAGING_DIRNAME and name not in ignored]
+    return ", ".join(entries[:5]) + (", ..." if len(entries) > 5 else "")
 
 
 def write_file_atomically(path: str | Path, write: Callable[[Path], None]) -> Path:

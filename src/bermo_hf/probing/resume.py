@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..errors import ProbingError
-from ..output_folders import STAGING_DIRNAME
+from ..output_folders import folder_contents
 from .data import TaskData
 from .features import checkpoint_fingerprint, file_fingerprint
 from .report import RESULTS_JSON
@@ -60,16 +60,11 @@ def recorded_run(args, inputs: dict) -> RecordedRun:
     output_dir = Path(args.output_dir)
     path = output_dir / RESULTS_JSON
     if not path.is_file():
-        others = sorted(
-            entry.name
-            for entry in (output_dir.iterdir() if output_dir.is_dir() else ())
-            if entry.name not in (STAGING_DIRNAME, "feature_cache")
-        )
+        others = folder_contents(output_dir, ignored=("feature_cache",))
         if others and not args.overwrite_output_dir:
             raise ProbingError(
-                f"{output_dir} holds {', '.join(others[:5])}{', ...' if len(others) > 5 else ''} but no "
-                f"{RESULTS_JSON} to resume from: choose another output folder, or pass --overwrite_output_dir "
-                "without --resume to start a new run in it."
+                f"{output_dir} holds {others} but no {RESULTS_JSON} to resume from: choose another output folder, or "
+                "pass --overwrite_output_dir without --resume to start a new run in it."
             )
         return RecordedRun()
     recorded, recorded_settings = _read_report(path)

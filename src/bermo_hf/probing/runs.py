@@ -328,12 +328,15 @@ def run_probing(args: ProbingArguments) -> dict:
         inputs["data"] = recorded.inputs.get("data", {}) | inputs["data"]
     settings = asdict(args)
 
-    def report(pending: list[str]) -> dict:
-        return summarize(task_results, args.mode, settings, pending) | ({"inputs": inputs} if inputs else {})
+    def pending() -> list[str]:
+        return [name for name in to_finish if name not in task_results]
+
+    def report() -> dict:
+        return summarize(task_results, args.mode, settings, pending()) | ({"inputs": inputs} if inputs else {})
 
     def record(name: str, entry: dict) -> None:
         task_results[name] = entry
-        write_outputs(report([name for name in to_finish if name not in task_results]), args.output_dir)
+        write_outputs(report(), args.output_dir)
 
     try:
         if to_run:
@@ -341,9 +344,8 @@ def run_probing(args: ProbingArguments) -> dict:
             task_results.update(run(args, to_run, on_task=record if args.output_dir else None))
     except KeyboardInterrupt as interruption:
         written = Path(args.output_dir, RESULTS_JSON) if args.output_dir and task_results else None
-        pending = [name for name in to_finish if name not in task_results]
-        raise ProbingInterrupted(written, list(task_results), pending) from interruption
-    final = report([name for name in to_finish if name not in task_results])
+        raise ProbingInterrupted(written, list(task_results), pending()) from interruption
+    final = report()
     if args.output_dir and not to_run:  # otherwise the last task's `record` wrote this report
         write_outputs(final, args.output_dir)
     return final
