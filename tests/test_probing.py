@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from transformers import AutoModel, BertConfig, BertModel, BertTokenizer
+from transformers import AutoConfig, AutoModel, BertConfig, BertModel, BertTokenizer
 
 from bermo_hf import BermoModel
 from bermo_hf.commands import probe as probe_command
@@ -33,6 +33,7 @@ from bermo_hf.probing import (
     run_probing,
     summarize,
 )
+from bermo_hf.probing.runs import plain_model_name
 
 from .conftest import REPO_ROOT, _missing, tiny_config_kwargs
 
@@ -194,6 +195,25 @@ def test_summarize_groups_tasks_and_averages_each_group():
     assert "| Tense | 0.500 | 0.250 | 0.250 | 2.000 | 0.75 |" in markdown
 
 
+@pytest.mark.parametrize(
+    ("model_type", "family"), [("bert", "BERT"), ("mpnet", "MPNet"), ("bermo-mpnet", "MPNet"), ("roberta", "RoBERTa")]
+)
+def test_the_report_names_the_plain_model_by_the_checkpoints_family(model_type, family, tmp_path):
+    AutoConfig.for_model(model_type).save_pretrained(tmp_path)
+    assert plain_model_name(str(tmp_path)) == family
+    report = summarize({"past_present": {"bert": 60.0, "bermo": 62.0}}, "finetune", plain_model=family)
+    markdown = format_markdown(report)
+    assert f"| Group | Task | {family} | BERMo |" in markdown and f"; {family} and BERMo share every" in markdown
+    del report["plain_model"]  # a report of an earlier version names no family
+    assert "| Group | Task | plain model | BERMo |" in format_markdown(report)
+
+
+def test_a_checkpoint_of_no_supported_family_is_refused_in_one_line(tmp_path):
+    AutoConfig.for_model("gpt2").save_pretrained(tmp_path)
+    with pytest.raises(ProbingError, match="model type 'gpt2' is not supported by BERMo"):
+        plain_model_name(str(tmp_path))
+
+
 # ----------------------------------------------------------------------------------------------------- probes
 
 
@@ -330,6 +350,7 @@ def test_finetune_mode_end_to_end(tiny_bert, data_dir, tmp_path, capsys):
     )
     printed = capsys.readouterr().out
     assert "**semantic average**" in printed and "BERMo's learned layer weights" in printed
+    assert report["plain_model"] == "BERT" and "| Group | Task | BERT | BERMo |" in printed
 
 
 def test_cli_reports_a_malformed_file_in_one_line_and_writes_nothing(tiny_bert, data_dir, tmp_path, capsys):

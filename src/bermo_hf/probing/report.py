@@ -21,15 +21,23 @@ from .data import GROUPS, SENTEVAL_TASKS
 RESULTS_JSON = "probe_results.json"
 RESULTS_MARKDOWN = "probe_results.md"
 HEATMAP_PNG = "probe_heatmap.png"
+# What the markdown calls the model without the mix when the report does not name its family (reports of earlier
+# versions).
+PLAIN_MODEL = "plain model"
 
 
 def summarize(
-    task_results: dict[str, dict], mode: str, settings: dict | None = None, pending: Sequence[str] = ()
+    task_results: dict[str, dict],
+    mode: str,
+    settings: dict | None = None,
+    pending: Sequence[str] = (),
+    plain_model: str = PLAIN_MODEL,
 ) -> dict:
     """The report: `task_results` (keyed by task name, each with `bert` and `bermo` accuracies in %, optionally
     `layer_weights` as `LayerWeights.to_dict()`) in SentEval's task order with the difference BERMo - BERT, plus
     per-group (surface, syntactic, semantic) and overall averages. `pending`: the tasks of the run not finished yet
-    (a partial report, written while the run goes on)."""
+    (a partial report, written while the run goes on). `plain_model`: the name the report gives the model without the
+    mix (the checkpoint's family, "BERT", "MPNet", ...; the results keep the key `bert` for it whatever the family)."""
     tasks = {}
     for task in SENTEVAL_TASKS:
         if task.name not in task_results:
@@ -52,6 +60,7 @@ def summarize(
         "groups": groups,
         "overall": overall,
         "pending": list(pending),
+        "plain_model": plain_model,
     }
 
 
@@ -62,9 +71,11 @@ def _average(entries: list[dict]) -> dict:
 
 
 def format_markdown(report: dict) -> str:
-    """The report as markdown: BERT vs BERMo per task and group, BERMo's layer weights, per-depth probe accuracy."""
+    """The report as markdown: the plain model vs BERMo per task and group, BERMo's layer weights, per-depth probe
+    accuracy."""
+    plain = report.get("plain_model", PLAIN_MODEL)
     lines = _header(report)
-    lines += ["", "| Group | Task | BERT | BERMo | Δ | Expected layer |", "|---|---|---:|---:|---:|---:|"]
+    lines += ["", f"| Group | Task | {plain} | BERMo | Δ | Expected layer |", "|---|---|---:|---:|---:|---:|"]
     for group, summary in report["groups"].items():
         for name in summary["tasks"]:
             entry = report["tasks"][name]
@@ -101,16 +112,18 @@ def format_markdown(report: dict) -> str:
 
 def _header(report: dict) -> list[str]:
     """The report's title, what its figures are, and whether tasks are still to run."""
-    settings = report.get("settings", {})
+    settings, plain = report.get("settings", {}), report.get("plain_model", PLAIN_MODEL)
     title = "frozen checkpoint, linear probes" if report["mode"] == "frozen" else "fine-tuned"
     lines = [f"## SentEval probing ({title}): `{settings.get('model_name_or_path', '?')}`", ""]
     if report["mode"] == "frozen":
         lines.append(
-            "Test accuracy (%). BERT: logistic regression on the last layer; BERMo: linear probe on the learned mix "
-            f"of every depth; `{settings.get('pooling', 'first')}` pooling."
+            f"Test accuracy (%). {plain}: logistic regression on the last layer; BERMo: linear probe on the learned "
+            f"mix of every depth; `{settings.get('pooling', 'first')}` pooling."
         )
     else:
-        lines.append("Test accuracy (%), epoch selected on va; BERT and BERMo share every hyper-parameter and seed.")
+        lines.append(
+            f"Test accuracy (%), epoch selected on va; {plain} and BERMo share every hyper-parameter and seed."
+        )
     if report.get("pending"):
         lines += [
             "",

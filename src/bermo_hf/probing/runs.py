@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 
 from ..errors import ProbingError
 from ..layer_weights import LayerWeights
+from ..modeling_bermo import family_of
 from ..output_folders import check_output_dir
 from .data import TaskData, load_senteval, senteval_task
 from .features import cached_depth_features, checkpoint_fingerprint
@@ -287,6 +288,15 @@ def _task_entry(data: TaskData) -> dict:
     }
 
 
+def plain_model_name(model_name_or_path: str) -> str:
+    """The family of the checkpoint as its authors write it ("BERT", "MPNet", ...): what the report calls the model
+    without the mix."""
+    from transformers import AutoConfig
+
+    with _reported_as_probing_error(model_name_or_path):
+        return family_of(AutoConfig.from_pretrained(model_name_or_path).model_type).name
+
+
 @contextmanager
 def _reported_as_probing_error(model_name_or_path: str):
     """Turns a checkpoint that cannot be loaded (missing files, a mix of another size) into a one-line
@@ -319,6 +329,7 @@ def run_probing(args: ProbingArguments) -> dict:
     if args.output_dir:
         check_output_dir(args.output_dir, args.overwrite_output_dir, resuming=args.resume)
     tasks = load_senteval(args.data_dir, args.tasks, args.max_train_samples, args.max_eval_samples, args.seed)
+    plain_model = plain_model_name(args.model_name_or_path)
     inputs = run_inputs(args, tasks) if args.output_dir else {}
     recorded = recorded_run(args, inputs) if args.resume else RecordedRun()
     task_results = dict(recorded.tasks)
@@ -332,7 +343,8 @@ def run_probing(args: ProbingArguments) -> dict:
         return [name for name in to_finish if name not in task_results]
 
     def report() -> dict:
-        return summarize(task_results, args.mode, settings, pending()) | ({"inputs": inputs} if inputs else {})
+        summary = summarize(task_results, args.mode, settings, pending(), plain_model)
+        return summary | ({"inputs": inputs} if inputs else {})
 
     def record(name: str, entry: dict) -> None:
         task_results[name] = entry
