@@ -172,8 +172,12 @@ def test_probe_compares_the_familys_plain_model_with_its_bermo_variant(family_id
         argv += ["--probe_c", "1.0", "--probe_max_iter", "100"]
     status, _, err = run_bermo(capsys, *argv)
     assert status == 0, err
-    entry = json.loads((tmp_path / "out" / "probe_results.json").read_text())["tasks"]["past_present"]
+    report = json.loads((tmp_path / "out" / "probe_results.json").read_text())
+    entry = report["tasks"]["past_present"]
     assert {"bert", "bermo"} <= set(entry) and len(entry["layer_weights"]["weights"]) == 4
+    plain = {"roberta": "RoBERTa", "modernbert": "ModernBERT"}[family_id]
+    assert report["plain_model"] == plain
+    assert f"| Group | Task | {plain} | BERMo |" in (tmp_path / "out" / "probe_results.md").read_text()
 
 
 def test_pairs_are_encoded_as_the_family_does_without_token_types_where_it_has_none(tmp_path):

@@ -15,6 +15,7 @@ from transformers import AutoConfig, AutoModel, BertConfig, BertModel, BertToken
 from bermo_hf import BermoModel
 from bermo_hf.commands import probe as probe_command
 from bermo_hf.layer_weights import LayerWeights
+from bermo_hf.modeling_bermo import family_of
 from bermo_hf.probing import (
     GROUPS,
     HEATMAP_PNG,
@@ -33,7 +34,7 @@ from bermo_hf.probing import (
     run_probing,
     summarize,
 )
-from bermo_hf.probing.runs import plain_model_name
+from bermo_hf.probing.runs import load_checkpoint_config
 
 from .conftest import REPO_ROOT, _missing, tiny_config_kwargs
 
@@ -200,7 +201,7 @@ def test_summarize_groups_tasks_and_averages_each_group():
 )
 def test_the_report_names_the_plain_model_by_the_checkpoints_family(model_type, family, tmp_path):
     AutoConfig.for_model(model_type).save_pretrained(tmp_path)
-    assert plain_model_name(str(tmp_path)) == family
+    assert family_of(load_checkpoint_config(str(tmp_path)).model_type).name == family
     report = summarize({"past_present": {"bert": 60.0, "bermo": 62.0}}, "finetune", plain_model=family)
     markdown = format_markdown(report)
     assert f"| Group | Task | {family} | BERMo |" in markdown and f"; {family} and BERMo share every" in markdown
@@ -211,7 +212,7 @@ def test_the_report_names_the_plain_model_by_the_checkpoints_family(model_type, 
 def test_a_checkpoint_of_no_supported_family_is_refused_in_one_line(tmp_path):
     AutoConfig.for_model("gpt2").save_pretrained(tmp_path)
     with pytest.raises(ProbingError, match="model type 'gpt2' is not supported by BERMo"):
-        plain_model_name(str(tmp_path))
+        load_checkpoint_config(str(tmp_path))
 
 
 # ----------------------------------------------------------------------------------------------------- probes

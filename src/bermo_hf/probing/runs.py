@@ -144,15 +144,16 @@ def probe_frozen_task(
     return depth_results, mix_result
 
 
-def run_frozen(args: ProbingArguments, tasks: list[TaskData], on_task=None) -> dict[str, dict]:
+def run_frozen(args: ProbingArguments, tasks: list[TaskData], on_task=None, checkpoint_config=None) -> dict[str, dict]:
     """Frozen mode over `tasks`: per task, the per-depth probe accuracies, BERT's (last depth) and BERMo's (mix).
-    `on_task(name, entry)`, when given, is called as each task finishes."""
-    from transformers import AutoConfig, AutoModel, AutoTokenizer
+    `on_task(name, entry)`, when given, is called as each task finishes. `checkpoint_config`: the checkpoint's
+    configuration when the caller has read it already."""
+    from transformers import AutoModel, AutoTokenizer
 
     @cache
     def load_model():
+        config = checkpoint_config or load_checkpoint_config(args.model_name_or_path)
         with _reported_as_probing_error(args.model_name_or_path):
-            config = AutoConfig.from_pretrained(args.model_name_or_path)
             model = AutoModel.from_pretrained(args.model_name_or_path, config=config)
             tokenizer = AutoTokenizer.from_pretrained(args.model_name_or_path, config=config)
         return model.to("cuda" if torch.cuda.is_available() else "cpu"), tokenizer
@@ -250,14 +251,17 @@ def finetune_task(
     return 100 * trainer.state.best_metric, 100 * test_accuracy, layer_weights
 
 
-def run_finetune(args: ProbingArguments, tasks: list[TaskData], on_task=None) -> dict[str, dict]:
+def run_finetune(
+    args: ProbingArguments, tasks: list[TaskData], on_task=None, checkpoint_config=None
+) -> dict[str, dict]:
     """Finetune mode over `tasks`: BERT and BERMo from the same checkpoint, same hyper-parameters and seed (set
     anew for each model, so a task's result does not depend on the tasks run before it). `on_task(name, entry)`,
-    when given, is called as each task finishes."""
-    from transformers import AutoConfig, AutoTokenizer
+    when given, is called as each task finishes. `checkpoint_config`: the checkpoint's configuration when the caller
+    has read it already."""
+    from transformers import AutoTokenizer
 
+    checkpoint_config = checkpoint_config or load_checkpoint_config(args.model_name_or_path)
     with _reported_as_probing_error(args.model_name_or_path):
-        checkpoint_config = AutoConfig.from_pretrained(args.model_name_or_path)
         tokenizer = AutoTokenizer.from_pretrained(args.model_name_or_path, config=checkpoint_config)
     results = {}
     for data in tqdm(tasks, desc="tasks", unit="task"):
@@ -288,13 +292,15 @@ def _task_entry(data: TaskData) -> dict:
     }
 
 
-def plain_model_name(model_name_or_path: str) -> str:
-    """The family of the checkpoint as its authors write it ("BERT", "MPNet", ...): what the report calls the model
-    without the mix."""
+def load_checkpoint_config(model_name_or_path: str):
+    """The checkpoint's configuration, refused with a one-line `ProbingError` when it cannot be read or no BERMo
+    family has its model type."""
     from transformers import AutoConfig
 
     with _reported_as_probing_error(model_name_or_path):
-        return family_of(AutoConfig.from_pretrained(model_name_or_path).model_type).name
+        config = AutoConfig.from_pretrained(model_name_or_path)
+        family_of(config.model_type)
+    return config
 
 
 @contextmanager
@@ -329,7 +335,8 @@ def run_probing(args: ProbingArguments) -> dict:
     if args.output_dir:
         check_output_dir(args.output_dir, args.overwrite_output_dir, resuming=args.resume)
     tasks = load_senteval(args.data_dir, args.tasks, args.max_train_samples, args.max_eval_samples, args.seed)
-    plain_model = plain_model_name(args.model_name_or_path)
+    checkpoint_config = load_checkpoint_config(args.model_name_or_path)
+    plain_model = family_of(checkpoint_config.model_type).name  # what the report calls the model without the mix
     inputs = run_inputs(args, tasks) if args.output_dir else {}
     recorded = recorded_run(args, inputs) if args.resume else RecordedRun()
     task_results = dict(recorded.tasks)
@@ -353,7 +360,8 @@ def run_probing(args: ProbingArguments) -> dict:
     try:
         if to_run:
             run = run_frozen if args.mode == "frozen" else run_finetune
-            task_results.update(run(args, to_run, on_task=record if args.output_dir else None))
+            on_task = record if args.output_dir else None
+            task_results.update(run(args, to_run, on_task=on_task, checkpoint_config=checkpoint_config))
     except KeyboardInterrupt as interruption:
         written = Path(args.output_dir, RESULTS_JSON) if args.output_dir and task_results else None
         raise ProbingInterrupted(written, list(task_results), pending()) from interruption
