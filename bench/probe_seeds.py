@@ -38,9 +38,12 @@ def _cells(values: list[float], signed: bool = False) -> str:
 
 
 def plain_name(runs: list[dict]) -> str:
-    """The plain model's family ("BERT", "MPNet", ...), read from the checkpoint the reports name."""
+    """The plain model's family ("BERT", "MPNet", ...): the reports' own name for it, or else (reports of earlier
+    versions) read from the checkpoint they name."""
     import bench_common
 
+    if runs[0].get("plain_model"):
+        return runs[0]["plain_model"]
     checkpoint = runs[0].get("settings", {}).get("model_name_or_path")
     if not checkpoint or not Path(checkpoint).is_dir():
         raise SystemExit(
@@ -123,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("folders", nargs="+", help="output folders of `bermo probe --mode finetune`, one per seed")
     parser.add_argument("--figure", help="also write the seed-level figure (PNG) here")
-    parser.add_argument("--plain", help="the plain model's name in the table (default: the checkpoint's family)")
+    parser.add_argument("--plain", help="the plain model's name in the table (default: the reports' name for it)")
     parser.add_argument("--label", help="the checkpoint's name in the figure's title (default: its folder's name)")
     args = parser.parse_args(argv)
     runs = load_runs(args.folders)

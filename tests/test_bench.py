@@ -488,14 +488,14 @@ def test_pruning_pairs_bermo_with_bert_by_seed():
 def test_probe_seeds_sets_fine_tune_reports_side_by_side(tmp_path, capsys):
     import probe_seeds
 
-    def report(folder, tense, subj_number):
+    def report(folder, tense, subj_number, **fields):
         tasks = {
             "past_present": {"group": "semantic", "task": "Tense", "bert": tense[0], "bermo": tense[1]},
             "subj_number": {"group": "semantic", "task": "SubjNum", "bert": subj_number[0], "bermo": subj_number[1]},
         }
         average = {"bert": (tense[0] + subj_number[0]) / 2, "bermo": (tense[1] + subj_number[1]) / 2}
-        (tmp_path / folder).mkdir()
-        payload = {"mode": "finetune", "tasks": tasks, "groups": {"semantic": average}}
+        (tmp_path / folder).mkdir(exist_ok=True)
+        payload = {"mode": "finetune", "tasks": tasks, "groups": {"semantic": average}} | fields
         (tmp_path / folder / "probe_results.json").write_text(json.dumps(payload))
         return str(tmp_path / folder)
 
@@ -516,3 +516,9 @@ def test_probe_seeds_sets_fine_tune_reports_side_by_side(tmp_path, capsys):
     (tmp_path / "seed1" / "probe_results.json").write_text(json.dumps(partial))
     with pytest.raises(SystemExit, match="seed1 is a partial report \\(not run yet: past_present, subj_number\\)"):
         probe_seeds.main([*folders, "--plain", "MPNet"])
+    capsys.readouterr()
+    named = {"pending": [], "plain_model": "RoBERTa"}  # a report that names its plain model needs no --plain
+    folders = [report("seed0", (80.0, 82.0), (70.0, 69.0), **named)]
+    folders += [report("seed1", (81.0, 80.0), (72.0, 74.0), **named)]
+    assert probe_seeds.main(folders) == 0
+    assert "| RoBERTa, per seed | BERMo, per seed | BERMo - RoBERTa, per seed |" in capsys.readouterr().out
