@@ -21,12 +21,16 @@ from bermo_hf.probing import GROUPS, RESULTS_JSON
 PAPER_SEMANTIC_GAIN = 2.67
 
 
-def load_runs(folders: list[str]) -> list[dict]:
-    """The fine-tune reports of `folders`, which must cover the same tasks."""
+def load_runs(folders: list[str], finished_only: bool = False) -> list[dict]:
+    """The fine-tune reports of `folders`, which must cover the same tasks; with `finished_only`, partial reports
+    too, cut to the tasks that every one of them has finished."""
     runs = [json.loads((Path(folder) / RESULTS_JSON).read_text()) for folder in folders]
     for folder, run in zip(folders, runs, strict=True):
-        if run.get("pending"):
+        if run.get("pending") and not finished_only:
             raise SystemExit(f"probe_seeds.py: {folder} is a partial report (not run yet: {', '.join(run['pending'])})")
+    if finished_only:
+        common = [name for name in runs[0]["tasks"] if all(name in run["tasks"] for run in runs)]
+        runs = [run | {"tasks": {name: run["tasks"][name] for name in common}} for run in runs]
     tasks = [list(run["tasks"]) for run in runs]
     if any(run["mode"] != "finetune" for run in runs) or any(names != tasks[0] for names in tasks):
         raise SystemExit("probe_seeds.py: every folder must hold a fine-tune report of the same tasks")
@@ -52,16 +56,21 @@ def plain_name(runs: list[dict]) -> str:
     return bench_common.family_name(checkpoint)
 
 
+def _group_average(run: dict, group: str) -> dict:
+    entries = [entry for entry in run["tasks"].values() if entry["group"] == group]
+    return {key: statistics.fmean(entry[key] for entry in entries) for key in ("bert", "bermo")}
+
+
 def seed_rows(runs: list[dict]) -> list[tuple[str, str, list[float], list[float]]]:
     """Per task, then per group average: (group, task, plain model's accuracy per seed, BERMo's per seed)."""
     rows = [
         (entry["group"], entry["task"], [run["tasks"][name] for run in runs])
         for name, entry in runs[0]["tasks"].items()
     ]
-    rows += [
-        (f"**{group} average**", "", [run["groups"][group] for run in runs])
+    rows += [  # over the tasks set out above (`bermo probe`'s own group averages when the reports are complete)
+        (f"**{group} average**", "", [_group_average(run, group) for run in runs])
         for group in GROUPS
-        if group in runs[0]["groups"]
+        if any(entry["group"] == group for entry in runs[0]["tasks"].values())
     ]
     return [(group, task, [e["bert"] for e in entries], [e["bermo"] for e in entries]) for group, task, entries in rows]
 
@@ -127,9 +136,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("folders", nargs="+", help="output folders of `bermo probe --mode finetune`, one per seed")
     parser.add_argument("--figure", help="also write the seed-level figure (PNG) here")
     parser.add_argument("--plain", help="the plain model's name in the table (default: the reports' name for it)")
+    parser.add_argument(
+        "--finished_only", action="store_true", help="take partial reports, cut to the tasks every one has finished"
+    )
     parser.add_argument("--label", help="the checkpoint's name in the figure's title (default: its folder's name)")
     args = parser.parse_args(argv)
-    runs = load_runs(args.folders)
+    runs = load_runs(args.folders, args.finished_only)
     plain = args.plain or plain_name(runs)
     print(seeds_table(runs, plain), end="")
     if args.figure:

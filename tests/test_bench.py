@@ -516,6 +516,15 @@ def test_probe_seeds_sets_fine_tune_reports_side_by_side(tmp_path, capsys):
     (tmp_path / "seed1" / "probe_results.json").write_text(json.dumps(partial))
     with pytest.raises(SystemExit, match="seed1 is a partial report \\(not run yet: past_present, subj_number\\)"):
         probe_seeds.main([*folders, "--plain", "MPNet"])
+    partial = json.loads((tmp_path / "seed0" / "probe_results.json").read_text())
+    del partial["tasks"]["subj_number"]
+    (tmp_path / "seed1" / "probe_results.json").write_text(json.dumps(partial | {"pending": ["subj_number"]}))
+    capsys.readouterr()
+    assert probe_seeds.main([*folders, "--plain", "MPNet", "--finished_only"]) == 0
+    table = capsys.readouterr().out
+    assert "SubjNum" not in table
+    assert "| semantic | Tense | 80.00, 80.00 | 82.00, 82.00 | +2.00, +2.00 | +2.00 |" in table
+    assert "| **semantic average** |  | 80.00, 80.00 | 82.00, 82.00 | +2.00, +2.00 | +2.00 |" in table
     capsys.readouterr()
     named = {"pending": [], "plain_model": "RoBERTa"}  # a report that names its plain model needs no --plain
     folders = [report("seed0", (80.0, 82.0), (70.0, 69.0), **named)]
