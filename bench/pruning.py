@@ -247,6 +247,8 @@ def summarize(runs: list[dict], diverged_at: float) -> dict:
                     "measured_sparsity": statistics.mean(r["encoder_sparsity"] for r in group),
                     "accuracy_mean": mean,
                     "accuracy_std": std,
+                    "seeds": [r["seed"] for r in group],
+                    "accuracies": accuracies,
                     "runs": len(group),
                     "diverged": sum(acc <= diverged_at for acc in accuracies),
                 }
@@ -297,7 +299,13 @@ def paired_differences(runs: list[dict]) -> list[dict]:
     return paired
 
 
+def _labels(summary: dict) -> dict:
+    """Model kind -> name in tables and figures: the plain model by its family (`BERT`, `MPNet`, ...), and BERMo."""
+    return {**LABELS, "bert": summary.get("family", LABELS["bert"])}
+
+
 def summary_markdown(summary: dict, majority: float, diverged_at: float, seeds: list[int]) -> str:
+    labels = _labels(summary)
     lines = [
         f"Magnitude pruning, {len(seeds)} seeds ({', '.join(map(str, seeds))}); diverged: dev accuracy <= "
         f"{100 * diverged_at:.1f}% (majority class {100 * majority:.1f}% + 2 points).",
@@ -307,14 +315,14 @@ def summary_markdown(summary: dict, majority: float, diverged_at: float, seeds: 
     ]
     for row in summary["magnitude"]:
         lines.append(
-            f"| {LABELS[row['model']]} | {100 * row['sparsity']:.0f}% | {100 * row['measured_sparsity']:.2f}% | "
+            f"| {labels[row['model']]} | {100 * row['sparsity']:.0f}% | {100 * row['measured_sparsity']:.2f}% | "
             f"{100 * row['accuracy_mean']:.2f} +- {100 * row['accuracy_std']:.2f} | "
             f"{row['diverged']} of {row['runs']} |"
         )
     if summary["paired"]:
         lines += [
             "",
-            "BERMo - BERT, same seed (dev accuracy points):",
+            f"BERMo - {labels['bert']}, same seed (dev accuracy points):",
             "",
             "| target sparsity | per seed | mean +- standard error | BERMo ahead |",
             "|---|---|---|---|",
@@ -336,7 +344,7 @@ def summary_markdown(summary: dict, majority: float, diverged_at: float, seeds: 
         ]
         for row in summary["soft_movement"]:
             lines.append(
-                f"| {LABELS[row['model']]} | {row['penalty']:g} | {100 * row['remaining_share']:.2f}% | "
+                f"| {labels[row['model']]} | {row['penalty']:g} | {100 * row['remaining_share']:.2f}% | "
                 f"{100 * row['accuracy']:.2f}{' (diverged)' if row['diverged'] else ''} |"
             )
     return "\n".join(lines) + "\n"
@@ -348,20 +356,30 @@ def plot(summary: dict, diverged_at: float, path: Path, title: str) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    labels = _labels(summary)
     figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for model, marker in zip(MODELS, ("o", "s"), strict=True):
+    for model, marker, shift in zip(MODELS, ("o", "s"), (-0.4, 0.4), strict=True):
         rows = [row for row in summary["magnitude"] if row["model"] == model]
-        left.errorbar(
-            [100 * r["sparsity"] for r in rows],
+        line = left.errorbar(
+            [100 * r["sparsity"] + shift for r in rows],
             [100 * r["accuracy_mean"] for r in rows],
             yerr=[100 * r["accuracy_std"] for r in rows],
             marker=marker,
             capsize=4,
-            label=LABELS[model],
+            label=labels[model],
         )
+        for r in rows:  # every seed's run beside its model's mean
+            left.scatter(
+                [100 * r["sparsity"] + 2 * shift] * len(r["accuracies"]),
+                [100 * accuracy for accuracy in r["accuracies"]],
+                marker=marker,
+                s=14,
+                alpha=0.6,
+                color=line.lines[0].get_color(),
+            )
         rows = [row for row in summary["soft_movement"] if row["model"] == model]
         right.plot(
-            [100 * r["remaining_share"] for r in rows], [100 * r["accuracy"] for r in rows], marker, label=LABELS[model]
+            [100 * r["remaining_share"] for r in rows], [100 * r["accuracy"] for r in rows], marker, label=labels[model]
         )
         for r in rows:
             right.annotate(f"λ={r['penalty']:g}", (100 * r["remaining_share"], 100 * r["accuracy"]), fontsize=7)
@@ -371,7 +389,7 @@ def plot(summary: dict, diverged_at: float, path: Path, title: str) -> Path:
         axis.legend()
         axis.grid(alpha=0.3)
     left.set_xlabel("encoder sparsity (%)")
-    left.set_title("magnitude pruning: mean +- std over seeds")
+    left.set_title("magnitude pruning: each seed, mean +- std")
     right.set_xlabel("remaining encoder weights (%)")
     right.set_title("soft-movement pruning")
     figure.suptitle(title)
@@ -449,17 +467,22 @@ def main(argv: list[str] | None = None) -> int:
     wall = time.perf_counter() - started
 
     summary = summarize(runs, diverged_at)
+    summary["family"] = bench_common.family_name(args.model)
     table = summary_markdown(summary, majority, diverged_at, args.seeds)
+    run_minutes = sum(run["wall_seconds"] for run in runs) / 60
     payload["total_wall_seconds"] = round(wall, 1)
+    payload["sum_of_run_wall_seconds"] = round(60 * run_minutes, 1)
     payload["summary"] = summary
     json_path = bench_common.write_json(json_path, payload)
     md_path = results_dir / f"{args.name}.md"
-    md_path.write_text(f"`{command}` ({wall / 60:.1f} min in all)\n\n{table}")
+    timing = f"{wall / 60:.1f} min this time; its {len(runs)} runs: {run_minutes:.1f} min"
+    md_path.write_text(f"`{command}` ({timing})\n\n{table}")
     task = {"sst2": "SST-2", "rte": "RTE"}[args.task]
-    title = f"{task}, MiniLM-L6, {args.max_steps} steps per run, {len(data['validation'])} dev examples"
+    checkpoint = "MiniLM-L6" if args.model == bench_common.MINILM else Path(args.model).name
+    title = f"{task}, {checkpoint}, {args.max_steps} steps per run, {len(data['validation'])} dev examples"
     figure_path = plot(summary, diverged_at, figures_dir / f"{args.name}.png", title)
     print(table)
-    print(f"total {wall / 60:.1f} min; wrote {json_path}, {md_path}, {figure_path}")
+    print(f"total {wall / 60:.1f} min (its runs: {run_minutes:.1f} min); wrote {json_path}, {md_path}, {figure_path}")
     return 0
 
 

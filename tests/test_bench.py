@@ -483,6 +483,24 @@ def test_pruning_pairs_bermo_with_bert_by_seed():
     assert (paired[0]["bermo_ahead"], paired[1]["bermo_ahead"], paired[1]["standard_error"]) == (1, 1, 0.0)
     table = pruning.summary_markdown(pruning.summarize(runs, 0.5), 0.5, 0.52, [0, 1])
     assert "| 90% | +4.00, -2.00 (seeds 0, 1) | +1.00 +- 3.00 | 1 of 2 |" in table
+    assert "BERMo - BERT, same seed" in table and "| BERT | 90% |" in table
+
+
+def test_pruning_names_the_plain_model_by_its_family_and_keeps_every_seed(tmp_path):
+    def run(model, seed, accuracy):
+        pruned = {"method": "magnitude", "final_sparsity": 0.9}
+        return {"model": model, "seed": seed, "pruning": pruned, "dev_accuracy": accuracy, "encoder_sparsity": 0.9}
+
+    runs = [run("bert", 0, 0.59), run("bermo", 0, 0.51), run("bert", 1, 0.80), run("bermo", 1, 0.78)]
+    summary = {**pruning.summarize(runs, diverged_at=0.53), "family": "MPNet"}
+    rows = {row["model"]: row for row in summary["magnitude"]}
+    assert (rows["bert"]["seeds"], rows["bert"]["accuracies"]) == ([0, 1], [0.59, 0.80])
+    assert (rows["bermo"]["accuracies"], rows["bermo"]["diverged"]) == ([0.51, 0.78], 1)
+    table = pruning.summary_markdown(summary, 0.51, 0.53, [0, 1])
+    assert "| MPNet | 90% | 90.00% | 69.50 +- 14.85 | 0 of 2 |" in table
+    assert "BERMo - MPNet, same seed" in table and "BERT" not in table
+    figure = pruning.plot(summary, 0.53, tmp_path / "pruning.png", "SST-2, mpnet-base")
+    assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_probe_seeds_sets_fine_tune_reports_side_by_side(tmp_path, capsys):
