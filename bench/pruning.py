@@ -357,7 +357,9 @@ def plot(summary: dict, diverged_at: float, path: Path, title: str) -> Path:
     import matplotlib.pyplot as plt
 
     labels = _labels(summary)
-    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    soft_movement = bool(summary["soft_movement"])  # its panel only when it ran
+    figure, axes = plt.subplots(1, 1 + soft_movement, figsize=(11 if soft_movement else 6.5, 4.2), squeeze=False)
+    left, right = axes[0][0], axes[0][-1]
     for model, marker, shift in zip(MODELS, ("o", "s"), (-0.4, 0.4), strict=True):
         rows = [row for row in summary["magnitude"] if row["model"] == model]
         line = left.errorbar(
@@ -368,9 +370,12 @@ def plot(summary: dict, diverged_at: float, path: Path, title: str) -> Path:
             capsize=4,
             label=labels[model],
         )
-        for r in rows:  # every seed's run beside its model's mean
+        for r in rows:  # every seed's run beside its model's mean, spread so that equal accuracies stay visible
             left.scatter(
-                [100 * r["sparsity"] + 2 * shift] * len(r["accuracies"]),
+                [
+                    100 * r["sparsity"] + 2 * shift + 0.06 * (i - (len(r["accuracies"]) - 1) / 2)
+                    for i in range(len(r["accuracies"]))
+                ],
                 [100 * accuracy for accuracy in r["accuracies"]],
                 marker=marker,
                 s=14,
@@ -378,20 +383,23 @@ def plot(summary: dict, diverged_at: float, path: Path, title: str) -> Path:
                 color=line.lines[0].get_color(),
             )
         rows = [row for row in summary["soft_movement"] if row["model"] == model]
+        if not rows:
+            continue
         right.plot(
             [100 * r["remaining_share"] for r in rows], [100 * r["accuracy"] for r in rows], marker, label=labels[model]
         )
         for r in rows:
             right.annotate(f"λ={r['penalty']:g}", (100 * r["remaining_share"], 100 * r["accuracy"]), fontsize=7)
-    for axis in (left, right):
+    for axis in axes[0]:
         axis.axhline(100 * diverged_at, color="grey", linestyle="--", linewidth=1, label="divergence line")
         axis.set_ylabel("dev accuracy (%)")
         axis.legend()
         axis.grid(alpha=0.3)
     left.set_xlabel("encoder sparsity (%)")
     left.set_title("magnitude pruning: each seed, mean +- std")
-    right.set_xlabel("remaining encoder weights (%)")
-    right.set_title("soft-movement pruning")
+    if soft_movement:
+        right.set_xlabel("remaining encoder weights (%)")
+        right.set_title("soft-movement pruning")
     figure.suptitle(title)
     figure.tight_layout()
     return bench_common.save_figure(figure, path)
