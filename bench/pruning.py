@@ -19,7 +19,14 @@ tables) and `bench/figures/NAME.png`.
     python bench/pruning.py --task rte --sparsities 0.9 --max_steps 234 --batch_size 16 --learning_rate 3e-5
 
 Every finished run is written to the results JSON at once, and rerunning the same command skips the runs recorded
-there with the same settings (a long benchmark survives interruptions and spreads over several sittings).
+there with the same settings (a long benchmark survives interruptions and spreads over several sittings). To spread
+a grid over processes or machines, give each its own `--results_dir` (and `--seeds` or `--models`), then gather their
+runs into one file with `--merge_from` (runs are matched by their settings; nothing recorded is trained again):
+
+    python bench/pruning.py --models bert --results_dir runs_a    # one process
+    python bench/pruning.py --models bermo --results_dir runs_b   # another, at the same time
+    python bench/pruning.py --merge_from runs_a/pruning_sst2.json runs_b/pruning_sst2.json   # tables and figure of both
+
 `--device auto` (the default) trains on CUDA with bf16 when a GPU is present.
 """
 
@@ -83,6 +90,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--quick", action="store_true", help="2 seeds, few steps, a dev subset: a smoke-size run")
     parser.add_argument("--seeds", type=int, nargs="+", help=f"seeds (default {FULL['seeds']})")
+    parser.add_argument(
+        "--models",
+        nargs="+",
+        choices=MODELS,
+        default=list(MODELS),
+        help="run only these models' runs, e.g. to spread a grid over processes (default: both)",
+    )
+    parser.add_argument(
+        "--merge_from",
+        nargs="+",
+        default=[],
+        metavar="JSON",
+        help="results files of this benchmark whose runs are added to this one's (each counts as recorded)",
+    )
     parser.add_argument("--sparsities", type=float, nargs="+", default=[0.8, 0.9, 0.95], help="magnitude targets")
     parser.add_argument(
         "--penalties", type=float, nargs="*", help=f"soft-movement lambdas, none to skip (default {FULL['penalties']})"
@@ -238,6 +259,8 @@ def summarize(runs: list[dict], diverged_at: float) -> dict:
         targets = sorted({r["pruning"]["final_sparsity"] for r in runs if r["pruning"]["method"] == "magnitude"})
         for target in targets:
             group = [r for r in runs if r["model"] == model and r["pruning"].get("final_sparsity") == target]
+            if not group:
+                continue
             accuracies = [r["dev_accuracy"] for r in group]
             mean, std = _mean_std(accuracies)
             magnitude.append(
@@ -405,6 +428,21 @@ def plot(summary: dict, diverged_at: float, path: Path, title: str) -> Path:
     return bench_common.save_figure(figure, path)
 
 
+def merged_runs(paths: list[str], runs: list[dict]) -> list[dict]:
+    """The runs recorded in the results files `paths` that `runs` lacks (matched by key), in file order."""
+    keys, added = {run.get("key") for run in runs}, []
+    for path in paths:
+        try:
+            other = json.loads(Path(path).read_text())["runs"]
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise SystemExit(f"--merge_from: {path} is not a results file of bench/pruning.py ({error}).") from None
+        for run in other:
+            if run.get("key") not in keys:
+                keys.add(run.get("key"))
+                added.append(run)
+    return added
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     bench_common.quiet_transformers()
@@ -416,7 +454,7 @@ def main(argv: list[str] | None = None) -> int:
         (model, seed, {"method": "magnitude", "final_sparsity": sparsity})
         for sparsity in args.sparsities
         for seed in args.seeds
-        for model in MODELS
+        for model in args.models
     ]
     plans += [
         (
@@ -431,14 +469,15 @@ def main(argv: list[str] | None = None) -> int:
             },
         )
         for penalty in args.penalties
-        for model in MODELS
+        for model in args.models
     ]
     command = bench_common.command_line(argv, "pruning.py")
     settings = {key: value for key, value in vars(args).items() if key not in ("results_dir", "figures_dir")}
     results_dir, figures_dir = Path(args.results_dir), Path(args.figures_dir)
     json_path = results_dir / f"{args.name}.json"
     earlier = json.loads(json_path.read_text()) if json_path.is_file() else {}
-    recorded = {run["key"]: run for run in earlier.get("runs", []) if "key" in run}
+    earlier["runs"] = earlier.get("runs", []) + merged_runs(args.merge_from, earlier.get("runs", []))
+    recorded = {run["key"]: run for run in earlier["runs"] if "key" in run}
     device = recipe.resolve_device(args.device)
     payload = {
         "command": command,

@@ -416,6 +416,24 @@ def test_pruning_records_each_run_skips_recorded_ones_and_takes_rte(tiny_bert, t
     assert again["runs"] == results["runs"] and again["summary"] == results["summary"]
     monkeypatch.undo()
 
+    # a grid spread over processes: each model's runs at a new target in a folder of their own, then merged
+    extra = []
+    for model in ("bert", "bermo"):
+        folder = tmp_path / model
+        assert pruning.main([*argv, "--models", model, "--sparsities", "0.6", "--results_dir", str(folder)]) == 0
+        runs = json.loads((folder / "tiny_pruning.json").read_text())["runs"]
+        assert [(run["model"], run["pruning"].get("final_sparsity")) for run in runs] == [(model, 0.6), (model, None)]
+        extra.append(runs[0])
+    monkeypatch.setattr(pruning, "run_one", refuse)
+    merge_from = [str(tmp_path / model / "tiny_pruning.json") for model in ("bert", "bermo")]
+    assert pruning.main([*argv, "--sparsities", "0.5", "0.6", "--merge_from", *merge_from, str(path)]) == 0
+    merged = json.loads(path.read_text())
+    assert merged["runs"] == results["runs"] + extra  # each run once: the soft-movement ones were recorded already
+    assert [row["sparsity"] for row in merged["summary"]["paired"]] == [0.5, 0.6]
+    with pytest.raises(SystemExit, match="--merge_from: .*missing.json is not a results file"):
+        pruning.main([*argv, "--merge_from", str(tmp_path / "missing.json")])
+    monkeypatch.undo()
+
     # RTE: sentence pairs, from the same script
     rte = [*argv[:2], "--task", "rte", "--data_dir", str(tiny_data_root / "rte"), *argv[4:], "--penalties"]
     rte += ["--name", "tiny_pruning_rte"]
