@@ -91,6 +91,16 @@ def family_name(name: str) -> str:
     return bermo_hf.family_of(checkpoint_config(name).model_type).name
 
 
+def checkpoint_label(name: str) -> str:
+    """The checkpoint `name` stands for, as figure titles name it: MiniLM-L6 for the default, else its folder's name."""
+    return "MiniLM-L6" if name == MINILM else Path(name).name
+
+
+def model_labels(family: str | None) -> dict[str, str]:
+    """Model kind -> name in tables and figures: the plain model by its `family` ("BERT" when unknown), and BERMo."""
+    return {"bert": family or "BERT", "bermo": "BERMo"}
+
+
 def quiet_transformers() -> None:
     """Silences the load reports and progress bars that transformers prints when loading a checkpoint."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

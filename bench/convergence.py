@@ -316,18 +316,13 @@ def _fmt_steps(steps) -> str:
     return "not reached" if steps is None else f"{steps:g}"
 
 
-def _labels(summary: dict) -> dict:
-    """Model kind -> name in tables and figures: the plain model by its family (`BERT`, `MPNet`, ...), and BERMo."""
-    return {**LABELS, "bert": summary.get("family", LABELS["bert"])}
-
-
 def _fmt_ratio(ratio) -> str:
     return "n/a" if ratio is None else f"{ratio:.2f}x"
 
 
 def summary_markdown(summary: dict, seeds: list[int]) -> str:
     """The summary as Markdown tables, as pasted into BENCHMARKS.md; the plain model is named by its family."""
-    target, labels = summary["target_accuracy"], _labels(summary)
+    target, labels = summary["target_accuracy"], bench_common.model_labels(summary.get("family"))
     lines = [
         f"Target accuracy: {target:.4f} ({summary['target_fraction']:.0%} of {labels['bert']}'s mean best dev "
         f"accuracy); seeds {', '.join(map(str, seeds))}.",
@@ -374,7 +369,7 @@ def plot(summary: dict, runs: list[dict], path: str | Path, title: str) -> Path:
     import matplotlib.pyplot as plt
 
     figure, (curves, strip) = plt.subplots(1, 2, figsize=(10, 4.5), width_ratios=(2.2, 1))
-    labels = _labels(summary)
+    labels = bench_common.model_labels(summary.get("family"))
     colors = dict(zip(MODELS, ("tab:blue", "tab:orange"), strict=True))
     last_step = max(point["step"] for run in runs for point in run["curve"])
     not_reached = last_step * 1.1
@@ -491,7 +486,7 @@ def write_report(payload: dict, args: argparse.Namespace, results_path: Path) ->
     payload["summary"]["family"] = bench_common.family_name(payload["checkpoint"])
     bench_common.write_report(results_path, payload, summary_markdown(payload["summary"], seeds))
     checkpoint = payload["checkpoint"]
-    model_name = "MiniLM-L6" if checkpoint == bench_common.MINILM else Path(checkpoint).name
+    model_name = bench_common.checkpoint_label(checkpoint)
     figure = plot(
         payload["summary"],
         payload["runs"],

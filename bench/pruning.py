@@ -42,7 +42,6 @@ import bench_common
 import recipe
 
 MODELS = ("bert", "bermo")
-LABELS = {"bert": "BERT", "bermo": "BERMo"}
 SHARED_DATA = bench_common.REPO_ROOT.parent / "shared" / "data"
 DEFAULT_DATA_DIR = SHARED_DATA / "sst2"
 # task -> (text column, text pair column) of its tsv files
@@ -322,13 +321,8 @@ def paired_differences(runs: list[dict]) -> list[dict]:
     return paired
 
 
-def _labels(summary: dict) -> dict:
-    """Model kind -> name in tables and figures: the plain model by its family (`BERT`, `MPNet`, ...), and BERMo."""
-    return {**LABELS, "bert": summary.get("family", LABELS["bert"])}
-
-
 def summary_markdown(summary: dict, majority: float, diverged_at: float, seeds: list[int]) -> str:
-    labels = _labels(summary)
+    labels = bench_common.model_labels(summary.get("family"))
     lines = [
         f"Magnitude pruning, {len(seeds)} seeds ({', '.join(map(str, seeds))}); diverged: dev accuracy <= "
         f"{100 * diverged_at:.1f}% (majority class {100 * majority:.1f}% + 2 points).",
@@ -379,7 +373,7 @@ def plot(summary: dict, diverged_at: float, path: Path, title: str) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    labels = _labels(summary)
+    labels = bench_common.model_labels(summary.get("family"))
     soft_movement = bool(summary["soft_movement"])  # its panel only when it ran
     figure, axes = plt.subplots(1, 1 + soft_movement, figsize=(11 if soft_movement else 6.5, 4.2), squeeze=False)
     left, right = axes[0][0], axes[0][-1]
@@ -516,16 +510,17 @@ def main(argv: list[str] | None = None) -> int:
     summary = summarize(runs, diverged_at)
     summary["family"] = bench_common.family_name(args.model)
     table = summary_markdown(summary, majority, diverged_at, args.seeds)
-    run_minutes = sum(run["wall_seconds"] for run in runs) / 60
+    run_seconds = sum(run["wall_seconds"] for run in runs)
+    run_minutes = run_seconds / 60
     payload["total_wall_seconds"] = round(wall, 1)
-    payload["sum_of_run_wall_seconds"] = round(60 * run_minutes, 1)
+    payload["sum_of_run_wall_seconds"] = round(run_seconds, 1)
     payload["summary"] = summary
     json_path = bench_common.write_json(json_path, payload)
     md_path = results_dir / f"{args.name}.md"
     timing = f"{wall / 60:.1f} min this time; its {len(runs)} runs: {run_minutes:.1f} min"
     md_path.write_text(f"`{command}` ({timing})\n\n{table}")
     task = {"sst2": "SST-2", "rte": "RTE"}[args.task]
-    checkpoint = "MiniLM-L6" if args.model == bench_common.MINILM else Path(args.model).name
+    checkpoint = bench_common.checkpoint_label(args.model)
     title = f"{task}, {checkpoint}, {args.max_steps} steps per run, {len(data['validation'])} dev examples"
     figure_path = plot(summary, diverged_at, figures_dir / f"{args.name}.png", title)
     print(table)

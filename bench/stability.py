@@ -541,7 +541,7 @@ def report(payload: dict, runs: list[dict], args, results_path: Path) -> None:
         return
     payload["summary"] = summarize(runs)
     bench_common.write_report(results_path, payload, summary_markdown(payload["summary"]))
-    checkpoint = "MiniLM-L6" if args.model == bench_common.MINILM else Path(args.model).name
+    checkpoint = bench_common.checkpoint_label(args.model)
     figure = plot(
         payload["summary"],
         Path(args.figures_dir) / f"{args.name}.png",
